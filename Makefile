@@ -1,0 +1,32 @@
+# Switchboard: `make run` starts one node on the embedded broker; `make test`
+# installs what the tests need and runs every test with the race detector.
+GO ?= go
+PKGS := ./...
+
+.PHONY: run test test-deps lint vet fuzz bench build
+
+run:
+	$(GO) run ./cmd/switchboard
+
+build:
+	$(GO) build -o bin/switchboard ./cmd/switchboard
+
+## test: lint, vet, then every test (real redis-server, real clients) under -race.
+test: test-deps lint vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-deps:
+	@./scripts/test-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: fail if any Go file is not gofmt-formatted.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## fuzz: run the envelope decoder fuzzer for a while (FUZZTIME=30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./protocol/

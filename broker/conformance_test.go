@@ -1,0 +1,406 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testBroker is what the conformance suite drives: both implementations.
+type testBroker interface {
+	Start(deliver func(Message))
+	Close() error
+	Ready(ctx context.Context) error
+	Subscribe(ctx context.Context, topic string) error
+	Unsubscribe(ctx context.Context, topic string) error
+	Publish(ctx context.Context, msg Message, withHistory bool) (PublishResult, error)
+	History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error)
+	AddPresence(ctx context.Context, topic, user, conn string) (bool, error)
+	RemovePresence(ctx context.Context, topic, user, conn string) (bool, error)
+	Members(ctx context.Context, topic string) ([]string, error)
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// backend makes brokers over one shared store. For Redis every call gives
+// a new node of the same deployment; for Memory, nodes cannot share, so
+// multiNode tests are skipped.
+type backend struct {
+	newNode func(t *testing.T, opts Options) testBroker
+	// multiNode is true when brokers from newNode share state.
+	multiNode bool
+	// approximateTrim is true when a stream may keep more than HistorySize
+	// entries for a while (Redis MAXLEN ~).
+	approximateTrim bool
+}
+
+// node is a started broker with its deliveries collected.
+type node struct {
+	testBroker
+	got chan Message
+}
+
+func startNode(t *testing.T, be backend, opts Options) *node {
+	t.Helper()
+	n := &node{testBroker: be.newNode(t, opts), got: make(chan Message, 10000)}
+	n.Start(func(m Message) { n.got <- m })
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func (n *node) next(t *testing.T) Message {
+	t.Helper()
+	select {
+	case m := <-n.got:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no delivery within 5s")
+		return Message{}
+	}
+}
+
+func (n *node) nothing(t *testing.T) {
+	t.Helper()
+	select {
+	case m := <-n.got:
+		t.Fatalf("unexpected delivery %+v", m)
+	case <-time.After(150 * time.Millisecond):
+	}
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+var testOpts = Options{HistorySize: 1000, HistoryTTL: time.Hour, PresenceTTL: 30 * time.Second}
+
+// runConformance is the contract both brokers keep.
+func runConformance(t *testing.T, be backend) {
+	ctx := context.Background()
+
+	t.Run("PublishReachesSubscriberOnly", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		res := must[PublishResult](t)(n.Publish(ctx, Message{Topic: "t", Data: []byte("early")}, false))
+		if res.Receivers != 0 {
+			t.Errorf("receivers before subscribing = %d", res.Receivers)
+		}
+		if err := n.Subscribe(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		res = must[PublishResult](t)(n.Publish(ctx, Message{Topic: "t", Except: "conn-1", Data: []byte(`{"a":1}`)}, false))
+		if res.Receivers != 1 || res.ID != "" {
+			t.Errorf("result = %+v, want 1 receiver and no id", res)
+		}
+		got := n.next(t)
+		if got.Topic != "t" || got.Except != "conn-1" || string(got.Data) != `{"a":1}` || got.ID != "" {
+			t.Errorf("delivered %+v", got)
+		}
+		_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: "other", Data: []byte("x")}, false))
+		n.nothing(t)
+		if err := n.Unsubscribe(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: "t", Data: []byte("late")}, false))
+		n.nothing(t)
+	})
+
+	t.Run("DataSurvivesAnyBytes", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "bytes"))
+		data := []byte("line one\nline two\n\x00\xff{}")
+		for _, hist := range []bool{false, true} {
+			_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: "bytes", Data: data}, hist))
+			if got := n.next(t); string(got.Data) != string(data) {
+				t.Errorf("history=%v: data %q", hist, got.Data)
+			}
+		}
+	})
+
+	t.Run("StoredIDsIncreaseAndMatchDeliveries", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "h"))
+		var ids []string
+		for i := range 20 {
+			res := must[PublishResult](t)(n.Publish(ctx, Message{Topic: "h", Data: fmt.Appendf(nil, "m%d", i)}, true))
+			ids = append(ids, res.ID)
+			got := n.next(t)
+			if got.ID != res.ID || string(got.Data) != fmt.Sprintf("m%d", i) {
+				t.Fatalf("delivered %+v, published id %s", got, res.ID)
+			}
+			if i > 0 && CompareIDs(ids[i-1], res.ID) >= 0 {
+				t.Fatalf("id %s not after %s", res.ID, ids[i-1])
+			}
+		}
+		page := must[HistoryPage](t)(n.History(ctx, "h", HistoryQuery{}))
+		if !page.Complete || !slices.Equal(idsOf(page.Messages), ids) {
+			t.Errorf("history ids %v complete=%v, want %v", idsOf(page.Messages), page.Complete, ids)
+		}
+	})
+
+	t.Run("HistoryPaging", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		var ids []string
+		for i := range 10 {
+			ids = append(ids, must[PublishResult](t)(n.Publish(ctx, Message{Topic: "p", Data: fmt.Appendf(nil, "%d", i)}, true)).ID)
+		}
+		for _, tc := range []struct {
+			name     string
+			q        HistoryQuery
+			want     []string
+			complete bool
+		}{
+			{"newest page", HistoryQuery{Limit: 3}, ids[7:], false},
+			{"all", HistoryQuery{}, ids, true},
+			{"before", HistoryQuery{Before: ids[7], Limit: 3}, ids[4:7], false},
+			{"before reaching the start", HistoryQuery{Before: ids[2], Limit: 5}, ids[:2], true},
+			{"since", HistoryQuery{Since: ids[2], Limit: 3}, ids[3:6], false},
+			{"since to the end", HistoryQuery{Since: ids[6]}, ids[7:], true},
+			{"since the newest", HistoryQuery{Since: ids[9]}, nil, true},
+			{"between", HistoryQuery{Since: ids[1], Before: ids[5]}, ids[2:5], true},
+			{"between, limited", HistoryQuery{Since: ids[1], Before: ids[5], Limit: 2}, ids[2:4], false},
+			{"empty range", HistoryQuery{Since: ids[5], Before: ids[6]}, nil, true},
+		} {
+			page := must[HistoryPage](t)(n.History(ctx, "p", tc.q))
+			if got := idsOf(page.Messages); !slices.Equal(got, tc.want) || page.Complete != tc.complete {
+				t.Errorf("%s: ids %v complete=%v, want %v complete=%v", tc.name, got, page.Complete, tc.want, tc.complete)
+			}
+		}
+		page := must[HistoryPage](t)(n.History(ctx, "p", HistoryQuery{Since: ids[3]}))
+		if !page.Recovered {
+			t.Errorf("since a retained id: recovered = false")
+		}
+		empty := must[HistoryPage](t)(n.History(ctx, "never-written", HistoryQuery{Since: ids[3]}))
+		if len(empty.Messages) != 0 || empty.Recovered {
+			t.Errorf("unknown stream: %+v, want empty and not recovered", empty)
+		}
+		if _, err := n.History(ctx, "p", HistoryQuery{Since: "nope"}); err == nil {
+			t.Errorf("invalid since accepted")
+		}
+	})
+
+	t.Run("TrimmingReportsNotRecovered", func(t *testing.T) {
+		opts := testOpts
+		opts.HistorySize = 10
+		n := startNode(t, be, opts)
+		total := 30
+		if be.approximateTrim {
+			total = 400 // Redis trims whole stream nodes of 100 entries
+		}
+		var ids []string
+		for i := range total {
+			ids = append(ids, must[PublishResult](t)(n.Publish(ctx, Message{Topic: "trim", Data: fmt.Appendf(nil, "%d", i)}, true)).ID)
+		}
+		all := idsOf(must[HistoryPage](t)(n.History(ctx, "trim", HistoryQuery{})).Messages)
+		if len(all) < opts.HistorySize || len(all) >= total {
+			t.Fatalf("retained %d of %d with HistorySize %d", len(all), total, opts.HistorySize)
+		}
+		if !slices.Equal(all, ids[total-len(all):]) {
+			t.Fatalf("retained ids are not the newest")
+		}
+		if page := must[HistoryPage](t)(n.History(ctx, "trim", HistoryQuery{Since: ids[0]})); page.Recovered {
+			t.Errorf("since a trimmed id: recovered = true")
+		}
+		oldest := all[0]
+		page := must[HistoryPage](t)(n.History(ctx, "trim", HistoryQuery{Since: oldest}))
+		if !page.Recovered || len(page.Messages) != len(all)-1 {
+			t.Errorf("since the oldest retained id: recovered=%v with %d messages, want true with %d", page.Recovered, len(page.Messages), len(all)-1)
+		}
+	})
+
+	t.Run("HistoryExpires", func(t *testing.T) {
+		opts := testOpts
+		opts.HistoryTTL = time.Second
+		n := startNode(t, be, opts)
+		id := must[PublishResult](t)(n.Publish(ctx, Message{Topic: "ttl", Data: []byte("x")}, true)).ID
+		time.Sleep(1500 * time.Millisecond)
+		page := must[HistoryPage](t)(n.History(ctx, "ttl", HistoryQuery{Since: id}))
+		if len(page.Messages) != 0 || page.Recovered {
+			t.Errorf("after the TTL: %+v", page)
+		}
+		// A new stream after expiry does not pretend to continue the old one.
+		_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: "ttl", Data: []byte("y")}, true))
+		time.Sleep(5 * time.Millisecond)
+		page = must[HistoryPage](t)(n.History(ctx, "ttl", HistoryQuery{Since: id}))
+		if page.Recovered {
+			t.Errorf("stream recreated after expiry: recovered = true")
+		}
+	})
+
+	t.Run("HistoryOff", func(t *testing.T) {
+		opts := testOpts
+		opts.HistorySize = 0
+		n := startNode(t, be, opts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "off"))
+		res := must[PublishResult](t)(n.Publish(ctx, Message{Topic: "off", Data: []byte("x")}, true))
+		if res.ID != "" || n.next(t).ID != "" {
+			t.Errorf("history off still assigned an id")
+		}
+		if page := must[HistoryPage](t)(n.History(ctx, "off", HistoryQuery{})); len(page.Messages) != 0 {
+			t.Errorf("history off still stored %d messages", len(page.Messages))
+		}
+	})
+
+	t.Run("ConcurrentPublishersKeepOneOrder", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "order"))
+		const per = 200
+		var wg sync.WaitGroup
+		for p := range 2 {
+			wg.Go(func() {
+				for i := range per {
+					if _, err := n.Publish(ctx, Message{Topic: "order", Data: fmt.Appendf(nil, "%d-%d", p, i)}, true); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		var delivered []string
+		for range 2 * per {
+			delivered = append(delivered, n.next(t).ID)
+		}
+		if !slices.IsSortedFunc(delivered, CompareIDs) {
+			t.Errorf("deliveries out of stream order")
+		}
+		if stored := idsOf(must[HistoryPage](t)(n.History(ctx, "order", HistoryQuery{})).Messages); !slices.Equal(stored, delivered) {
+			t.Errorf("stored order differs from delivered order")
+		}
+	})
+
+	t.Run("Presence", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		steps := []struct {
+			op         string
+			user, conn string
+			want       bool
+			members    []string
+		}{
+			{"add", "bob", "b1", true, []string{"bob"}},
+			{"add", "alice", "a1", true, []string{"alice", "bob"}},
+			{"add", "alice", "a2", false, []string{"alice", "bob"}},
+			{"add", "alice", "a2", false, []string{"alice", "bob"}}, // again: still not first
+			{"remove", "alice", "a1", false, []string{"alice", "bob"}},
+			{"remove", "alice", "a2", true, []string{"bob"}},
+			{"remove", "bob", "b1", true, []string{}},
+		}
+		for i, s := range steps {
+			var got bool
+			var err error
+			if s.op == "add" {
+				got, err = n.AddPresence(ctx, "room", s.user, s.conn)
+			} else {
+				got, err = n.RemovePresence(ctx, "room", s.user, s.conn)
+			}
+			if err != nil || got != s.want {
+				t.Fatalf("step %d %s %s/%s = %v, %v; want %v", i, s.op, s.user, s.conn, got, err, s.want)
+			}
+			if m := must[[]string](t)(n.Members(ctx, "room")); !slices.Equal(m, s.members) {
+				t.Fatalf("step %d: members %v, want %v", i, m, s.members)
+			}
+		}
+	})
+
+	t.Run("Claim", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		for i, want := range []bool{true, false, false} {
+			if got := must[bool](t)(n.Claim(ctx, "jti-1", time.Second)); got != want {
+				t.Fatalf("claim %d = %v, want %v", i, got, want)
+			}
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if !must[bool](t)(n.Claim(ctx, "jti-1", time.Second)) {
+			t.Errorf("claim not released after its ttl")
+		}
+	})
+
+	t.Run("Ready", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "ready"))
+		if err := n.Ready(ctx); err != nil {
+			t.Errorf("ready: %v", err)
+		}
+	})
+
+	if !be.multiNode {
+		return
+	}
+
+	t.Run("AcrossNodes", func(t *testing.T) {
+		a, b, c := startNode(t, be, testOpts), startNode(t, be, testOpts), startNode(t, be, testOpts)
+		for _, n := range []*node{a, b} {
+			must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "x"))
+		}
+		res := must[PublishResult](t)(c.Publish(ctx, Message{Topic: "x", Data: []byte("hi")}, true))
+		if res.Receivers != 2 {
+			t.Errorf("receivers = %d, want 2 nodes", res.Receivers)
+		}
+		for _, n := range []*node{a, b} {
+			if got := n.next(t); got.ID != res.ID || string(got.Data) != "hi" {
+				t.Errorf("delivered %+v", got)
+			}
+		}
+		c.nothing(t)
+		// History and presence are shared.
+		if page := must[HistoryPage](t)(b.History(ctx, "x", HistoryQuery{})); len(page.Messages) != 1 || page.Messages[0].ID != res.ID {
+			t.Errorf("history on another node: %+v", page)
+		}
+		if !must[bool](t)(a.AddPresence(ctx, "room", "alice", "a1")) || must[bool](t)(b.AddPresence(ctx, "room", "alice", "b1")) {
+			t.Errorf("second node's connection of the same user counted as first")
+		}
+		if m := must[[]string](t)(c.Members(ctx, "room")); !slices.Equal(m, []string{"alice"}) {
+			t.Errorf("members = %v", m)
+		}
+		if must[bool](t)(a.RemovePresence(ctx, "room", "alice", "a1")) || !must[bool](t)(b.RemovePresence(ctx, "room", "alice", "b1")) {
+			t.Errorf("last connection across nodes misreported")
+		}
+		if !must[bool](t)(a.Claim(ctx, "shared", time.Minute)) || must[bool](t)(b.Claim(ctx, "shared", time.Minute)) {
+			t.Errorf("a claim on one node is not seen by another")
+		}
+	})
+
+	t.Run("CrashedNodePresenceExpires", func(t *testing.T) {
+		opts := testOpts
+		opts.PresenceTTL = 1500 * time.Millisecond
+		a, b := startNode(t, be, opts), startNode(t, be, opts)
+		must[bool](t)(a.AddPresence(ctx, "room", "ghost", "g1"))
+		must[bool](t)(b.AddPresence(ctx, "room", "alive", "l1"))
+		_ = a.Close() // like a crash: nothing removed, no more heartbeats
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m := must[[]string](t)(b.Members(ctx, "room"))
+			if slices.Equal(m, []string{"alive"}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("members %v: the crashed node's entry did not expire", m)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The live node's heartbeat keeps its own entry past the TTL.
+		time.Sleep(2 * opts.PresenceTTL)
+		if m := must[[]string](t)(b.Members(ctx, "room")); !slices.Equal(m, []string{"alive"}) {
+			t.Errorf("members after 2 TTLs = %v, want [alive]", m)
+		}
+	})
+}
+
+func idsOf(ms []Message) []string {
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+func TestMemoryConformance(t *testing.T) {
+	runConformance(t, backend{newNode: func(t *testing.T, opts Options) testBroker { return NewMemory(opts) }})
+}

@@ -1,0 +1,305 @@
+package broker
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Memory is the embedded single-node broker: every topic, stream, presence
+// entry and claim lives in this process and is lost when it exits.
+// Deliveries happen synchronously inside Publish, on the publisher's
+// goroutine, in the order messages are stored.
+type Memory struct {
+	opts    Options
+	now     func() time.Time
+	deliver func(Message)
+
+	mu       sync.Mutex
+	topics   map[string]*memTopic
+	presence map[string]map[string]map[string]struct{} // topic → user → connections
+	claims   map[string]time.Time                      // key → expiry
+	closed   bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// memTopic is one topic's subscription flag and stream. publishMu
+// serialises publishers of the topic so deliveries keep stream order.
+type memTopic struct {
+	publishMu  sync.Mutex
+	subscribed bool
+	entries []Message // oldest first, at most HistorySize
+	last    streamID  // newest id ever assigned
+	expires time.Time
+}
+
+// NewMemory returns an embedded broker. Call Start before use.
+func NewMemory(opts Options) *Memory {
+	return &Memory{
+		opts:     opts,
+		now:      time.Now,
+		topics:   make(map[string]*memTopic),
+		presence: make(map[string]map[string]map[string]struct{}),
+		claims:   make(map[string]time.Time),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// Start sets the delivery callback and starts the janitor that drops
+// expired streams and claims. Close stops it.
+func (m *Memory) Start(deliver func(Message)) {
+	m.deliver = deliver
+	go m.janitor()
+}
+
+// Close stops the janitor. Later calls fail with ErrClosed.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	return nil
+}
+
+// Ready always reports ready: there is nothing to reach.
+func (m *Memory) Ready(context.Context) error { return nil }
+
+func (m *Memory) janitor() {
+	defer close(m.done)
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-tick.C:
+			m.sweep()
+		}
+	}
+}
+
+func (m *Memory) sweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for name, t := range m.topics {
+		m.expireLocked(t, now)
+		if !t.subscribed && len(t.entries) == 0 && t.last == (streamID{}) {
+			delete(m.topics, name)
+		}
+	}
+	for key, exp := range m.claims {
+		if !now.Before(exp) {
+			delete(m.claims, key)
+		}
+	}
+}
+
+// expireLocked forgets a stream whose TTL passed, as Redis drops the key.
+func (m *Memory) expireLocked(t *memTopic, now time.Time) {
+	if !t.expires.IsZero() && !now.Before(t.expires) {
+		t.entries, t.last, t.expires = nil, streamID{}, time.Time{}
+	}
+}
+
+func (m *Memory) topicLocked(name string) *memTopic {
+	t := m.topics[name]
+	if t == nil {
+		t = &memTopic{}
+		m.topics[name] = t
+	}
+	return t
+}
+
+// Subscribe makes Publish on topic deliver to this node.
+func (m *Memory) Subscribe(_ context.Context, topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.topicLocked(topic).subscribed = true
+	return nil
+}
+
+// Unsubscribe stops deliveries of topic.
+func (m *Memory) Unsubscribe(_ context.Context, topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.topics[topic]; t != nil {
+		t.subscribed = false
+	}
+	return nil
+}
+
+// Publish stores msg when history is asked for and enabled, then delivers
+// it if this node subscribes to its topic.
+func (m *Memory) Publish(_ context.Context, msg Message, withHistory bool) (PublishResult, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return PublishResult{}, ErrClosed
+	}
+	t := m.topicLocked(msg.Topic)
+	m.mu.Unlock()
+
+	t.publishMu.Lock()
+	defer t.publishMu.Unlock()
+
+	m.mu.Lock()
+	msg.ID = ""
+	if withHistory && m.opts.HistorySize > 0 {
+		now := m.now()
+		m.expireLocked(t, now)
+		id := streamID{ms: uint64(now.UnixMilli())}
+		if !t.last.less(id) {
+			id = streamID{ms: t.last.ms, seq: t.last.seq + 1}
+		}
+		t.last = id
+		msg.ID = id.String()
+		msg.Data = slices.Clone(msg.Data)
+		t.entries = append(t.entries, msg)
+		if over := len(t.entries) - m.opts.HistorySize; over > 0 {
+			t.entries = slices.Delete(t.entries, 0, over)
+		}
+		t.expires = now.Add(m.opts.HistoryTTL)
+	}
+	subscribed := t.subscribed
+	m.mu.Unlock()
+
+	res := PublishResult{ID: msg.ID}
+	if subscribed {
+		res.Receivers = 1
+		m.deliver(msg)
+	}
+	return res, nil
+}
+
+// History returns stored messages of topic.
+func (m *Memory) History(_ context.Context, topic string, q HistoryQuery) (HistoryPage, error) {
+	if err := validateQuery(q); err != nil {
+		return HistoryPage{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var entries []Message
+	if t := m.topics[topic]; t != nil {
+		m.expireLocked(t, m.now())
+		entries = t.entries
+	}
+	return pageOf(entries, q), nil
+}
+
+// pageOf cuts the page q asks for out of a stream's retained entries
+// (oldest first). Redis answers the same questions with XRANGE/XREVRANGE;
+// this is the reference for what the answers must be.
+func pageOf(entries []Message, q HistoryQuery) HistoryPage {
+	lo, hi := 0, len(entries)
+	if q.Since != "" {
+		lo = sort.Search(len(entries), func(i int) bool { return CompareIDs(entries[i].ID, q.Since) > 0 })
+	}
+	if q.Before != "" {
+		hi = sort.Search(len(entries), func(i int) bool { return CompareIDs(entries[i].ID, q.Before) >= 0 })
+	}
+	if hi < lo {
+		hi = lo
+	}
+	page := HistoryPage{Complete: true}
+	if q.Limit > 0 && hi-lo > q.Limit {
+		page.Complete = false
+		if q.Since != "" {
+			hi = lo + q.Limit
+		} else {
+			lo = hi - q.Limit
+		}
+	}
+	page.Messages = slices.Clone(entries[lo:hi])
+	if q.Since != "" && len(entries) > 0 {
+		since, _ := parseID(q.Since)
+		first, _ := parseID(entries[0].ID)
+		page.Recovered = recovered(since, first)
+	}
+	return page
+}
+
+// recovered reports whether a stream whose oldest retained message is
+// first still holds every message after since. Streams lose messages only
+// from their head (trimming, or expiry of the whole stream), so this holds
+// exactly when since is not older than first. When since is the very
+// message trimmed last, nothing was lost but this cannot be told from the
+// stream: the answer errs towards reporting a gap.
+func recovered(since, first streamID) bool { return !since.less(first) }
+
+// AddPresence records that conn (of user) is present on topic. first is
+// true when user had no other connection there.
+func (m *Memory) AddPresence(_ context.Context, topic, user, conn string) (first bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	users := m.presence[topic]
+	if users == nil {
+		users = make(map[string]map[string]struct{})
+		m.presence[topic] = users
+	}
+	conns := users[user]
+	if conns == nil {
+		conns = make(map[string]struct{})
+		users[user] = conns
+	}
+	conns[conn] = struct{}{}
+	return len(conns) == 1, nil
+}
+
+// RemovePresence forgets conn on topic. last is true when user has no
+// other connection left there.
+func (m *Memory) RemovePresence(_ context.Context, topic, user, conn string) (last bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	conns := m.presence[topic][user]
+	if conns == nil {
+		return false, nil
+	}
+	delete(conns, conn)
+	if len(conns) > 0 {
+		return false, nil
+	}
+	delete(m.presence[topic], user)
+	if len(m.presence[topic]) == 0 {
+		delete(m.presence, topic)
+	}
+	return true, nil
+}
+
+// Members lists the users present on topic, sorted.
+func (m *Memory) Members(_ context.Context, topic string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	users := make([]string, 0, len(m.presence[topic]))
+	for u := range m.presence[topic] {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return users, nil
+}
+
+// Claim records key for ttl and reports whether it was new: the first
+// caller gets true, every later caller false until ttl passes.
+func (m *Memory) Claim(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if exp, ok := m.claims[key]; ok && now.Before(exp) {
+		return false, nil
+	}
+	m.claims[key] = now.Add(ttl)
+	return true, nil
+}

@@ -1,0 +1,294 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configures the Redis broker.
+type RedisOptions struct {
+	Options
+	// URL of a single Redis (redis://host:port/db). Exactly one of URL and
+	// ClusterAddrs is set.
+	URL string
+	// ClusterAddrs are seed nodes of a Redis Cluster; sharded pub/sub
+	// (SSUBSCRIBE/SPUBLISH, Redis >= 7) is used.
+	ClusterAddrs []string
+	// Prefix namespaces every key and channel.
+	Prefix string
+	// OpTimeout bounds each operation a client is waiting for.
+	OpTimeout time.Duration
+	Log       *slog.Logger
+}
+
+// Redis is the broker for many nodes. Each node holds one pub/sub
+// connection per Redis (per shard master in a cluster) multiplexing all its
+// subscriptions, publishes through a Lua script that stores and publishes
+// atomically, keeps presence in sorted sets with expiry refreshed by a
+// heartbeat, and restores its subscriptions by itself after Redis comes
+// back.
+//
+// Keys and channels of a topic T are named Prefix + "{" + T + "}" + suffix,
+// so that in a cluster they all live in T's hash slot.
+type Redis struct {
+	opts    RedisOptions
+	log     *slog.Logger
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // nil with a single Redis
+	deliver func(Message)
+
+	ctx    context.Context // cancelled by Close; parent of every goroutine
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	subs     subscriptions
+	presence presenceTracker
+}
+
+// NewRedis connects a broker to Redis. It does not wait for Redis to be
+// reachable: a node starts while Redis is down and becomes ready when it
+// comes back (see Ready). Call Start before use.
+func NewRedis(opts RedisOptions) (*Redis, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = 5 * time.Second
+	}
+	r := &Redis{opts: opts, log: opts.Log}
+	switch {
+	case opts.URL != "" && len(opts.ClusterAddrs) > 0:
+		return nil, errors.New("redis broker: set a URL or cluster addresses, not both")
+	case opts.URL != "":
+		o, err := redis.ParseURL(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis broker: %w", err)
+		}
+		tune(&o.MinRetryBackoff, &o.MaxRetryBackoff, &o.DialTimeout)
+		r.client = redis.NewClient(o)
+	case len(opts.ClusterAddrs) > 0:
+		o := &redis.ClusterOptions{Addrs: opts.ClusterAddrs}
+		tune(&o.MinRetryBackoff, &o.MaxRetryBackoff, &o.DialTimeout)
+		r.cluster = redis.NewClusterClient(o)
+		r.client = r.cluster
+	default:
+		return nil, errors.New("redis broker: no URL or cluster addresses")
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.subs.init(r)
+	r.presence.init()
+	return r, nil
+}
+
+// tune shortens go-redis's dial timeout so that an unreachable Redis is
+// reported to clients within an operation timeout rather than after it.
+func tune(minBackoff, maxBackoff, dial *time.Duration) {
+	*minBackoff, *maxBackoff, *dial = 50*time.Millisecond, 500*time.Millisecond, 2*time.Second
+}
+
+// Start sets the delivery callback and starts the pub/sub, routing and
+// presence heartbeat goroutines. Close stops them.
+func (r *Redis) Start(deliver func(Message)) {
+	r.deliver = deliver
+	r.wg.Go(r.subs.routeLoop)
+	r.wg.Go(r.presence.heartbeatLoop(r))
+}
+
+// Close stops every goroutine and closes the connections. Presence entries
+// of this node are left to expire, as after a crash; callers remove them
+// first when they shut down gracefully.
+func (r *Redis) Close() error {
+	r.cancel()
+	r.subs.closeAll()
+	r.wg.Wait()
+	return r.client.Close()
+}
+
+// Ready reports nil when Redis answers and every subscription this node
+// wants is confirmed.
+func (r *Redis) Ready(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	return r.subs.ready()
+}
+
+func (r *Redis) key(topic, suffix string) string {
+	return r.opts.Prefix + "{" + topic + "}" + suffix
+}
+
+// channel is the Redis pub/sub channel of a topic.
+func (r *Redis) channel(topic string) string { return r.key(topic, "") }
+
+// topicOf inverts channel.
+func (r *Redis) topicOf(channel string) (string, bool) {
+	rest, ok := strings.CutPrefix(channel, r.opts.Prefix+"{")
+	if !ok || !strings.HasSuffix(rest, "}") {
+		return "", false
+	}
+	return rest[:len(rest)-1], true
+}
+
+func (r *Redis) streamKey(topic string) string { return r.key(topic, ":history") }
+
+// op bounds one Redis operation by OpTimeout and the broker's life.
+func (r *Redis) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.OpTimeout)
+	stop := context.AfterFunc(r.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// unavailable wraps a Redis failure so callers can tell it from bad input.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// publishCommand is PUBLISH, or SPUBLISH in a cluster.
+func (r *Redis) publishCommand() string {
+	if r.cluster != nil {
+		return "spublish"
+	}
+	return "publish"
+}
+
+// Publish sends msg to every node subscribed to its topic; with history it
+// is appended to the topic's stream in the same atomic step.
+func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (PublishResult, error) {
+	ctx, cancel := r.op(ctx)
+	defer cancel()
+	ch := r.channel(msg.Topic)
+	if withHistory && r.opts.HistorySize > 0 {
+		res, err := publishScript.Run(ctx, r.client, []string{r.streamKey(msg.Topic)},
+			ch, msg.Data, msg.Except, r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(), r.publishCommand()).Slice()
+		if err != nil {
+			return PublishResult{}, unavailable(err)
+		}
+		id, _ := res[0].(string)
+		n, _ := res[1].(int64)
+		return PublishResult{ID: id, Receivers: int(n)}, nil
+	}
+	payload := make([]byte, 0, len(msg.Except)+len(msg.Data)+2)
+	payload = append(append(append(payload, '\n'), msg.Except...), '\n')
+	payload = append(payload, msg.Data...)
+	var cmd *redis.IntCmd
+	if r.cluster != nil {
+		cmd = r.client.SPublish(ctx, ch, payload)
+	} else {
+		cmd = r.client.Publish(ctx, ch, payload)
+	}
+	n, err := cmd.Result()
+	if err != nil {
+		return PublishResult{}, unavailable(err)
+	}
+	return PublishResult{Receivers: int(n)}, nil
+}
+
+// decodePayload splits a pub/sub payload "id\nexcept\ndata".
+func (r *Redis) decodePayload(topic, payload string) (Message, bool) {
+	id, rest, ok1 := strings.Cut(payload, "\n")
+	except, data, ok2 := strings.Cut(rest, "\n")
+	if !ok1 || !ok2 {
+		return Message{}, false
+	}
+	return Message{Topic: topic, ID: id, Except: except, Data: []byte(data)}, true
+}
+
+// History reads stored messages of topic.
+func (r *Redis) History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error) {
+	if err := validateQuery(q); err != nil {
+		return HistoryPage{}, err
+	}
+	ctx, cancel := r.op(ctx)
+	defer cancel()
+	dir, start, end := "rev", "-", "+"
+	if q.Since != "" {
+		dir, start = "fwd", "("+q.Since
+	}
+	if q.Before != "" {
+		end = "(" + q.Before
+	}
+	count := 0
+	if q.Limit > 0 {
+		count = q.Limit + 1 // one more tells whether the page is complete
+	}
+	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count).Slice()
+	if err != nil {
+		return HistoryPage{}, unavailable(err)
+	}
+	return parseHistory(topic, res, q)
+}
+
+func parseHistory(topic string, res []any, q HistoryQuery) (HistoryPage, error) {
+	bad := func() (HistoryPage, error) {
+		return HistoryPage{}, fmt.Errorf("%w: unexpected history reply %v", ErrUnavailable, res)
+	}
+	if len(res) != 2 {
+		return bad()
+	}
+	first, _ := res[0].(string)
+	rows, _ := res[1].([]any)
+	page := HistoryPage{Complete: true, Messages: make([]Message, 0, len(rows))}
+	for _, row := range rows {
+		pair, ok := row.([]any)
+		if !ok || len(pair) != 2 {
+			return bad()
+		}
+		id, _ := pair[0].(string)
+		data, _ := pair[1].(string)
+		page.Messages = append(page.Messages, Message{Topic: topic, ID: id, Data: []byte(data)})
+	}
+	if q.Limit > 0 && len(page.Messages) > q.Limit {
+		page.Complete = false
+		page.Messages = page.Messages[:q.Limit]
+	}
+	if q.Since == "" {
+		slices.Reverse(page.Messages) // read newest first
+	}
+	if q.Since != "" && first != "" {
+		since, _ := parseID(q.Since)
+		firstID, err := parseID(first)
+		if err != nil {
+			return bad()
+		}
+		page.Recovered = recovered(since, firstID)
+	}
+	return page, nil
+}
+
+// Claim records key for ttl with SET NX, reporting whether it was new.
+func (r *Redis) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := r.op(ctx)
+	defer cancel()
+	ok, err := r.client.SetNX(ctx, r.opts.Prefix+"claim:"+key, 1, ttl).Result()
+	return ok, unavailable(err)
+}
+
+// Subscribe makes this node receive topic's messages, returning once Redis
+// has confirmed the subscription. If it fails, the topic stays wanted and
+// is subscribed when Redis is back; call Unsubscribe to give it up.
+func (r *Redis) Subscribe(ctx context.Context, topic string) error {
+	ctx, cancel := r.op(ctx)
+	defer cancel()
+	return r.subs.subscribe(ctx, topic)
+}
+
+// Unsubscribe stops this node receiving topic's messages.
+func (r *Redis) Unsubscribe(ctx context.Context, topic string) error {
+	ctx, cancel := r.op(ctx)
+	defer cancel()
+	return r.subs.unsubscribe(ctx, topic)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,225 @@
+package broker
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/testredis"
+)
+
+func redisBackend(t *testing.T, url string, cluster []string) backend {
+	return backend{
+		multiNode:       true,
+		approximateTrim: true,
+		newNode: func(t *testing.T, opts Options) testBroker {
+			b, err := NewRedis(RedisOptions{Options: opts, URL: url, ClusterAddrs: cluster, Prefix: "test:" + t.Name() + ":", OpTimeout: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+	}
+}
+
+func TestRedisConformance(t *testing.T) {
+	srv := testredis.Start(t)
+	runConformance(t, redisBackend(t, srv.URL(), nil))
+}
+
+func TestRedisClusterConformance(t *testing.T) {
+	cluster := testredis.StartCluster(t, 3)
+	runConformance(t, redisBackend(t, "", cluster.Addrs()))
+}
+
+// newRedisNode starts a Redis broker node collecting deliveries.
+func newRedisNode(t *testing.T, url string, cluster []string, prefix string, opts Options) (*Redis, *node) {
+	t.Helper()
+	b, err := NewRedis(RedisOptions{Options: opts, URL: url, ClusterAddrs: cluster, Prefix: prefix, OpTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{testBroker: b, got: make(chan Message, 10000)}
+	n.Start(func(m Message) { n.got <- m })
+	t.Cleanup(func() { _ = b.Close() })
+	return b, n
+}
+
+// numsub asks Redis how many connections subscribe to a channel.
+func numsub(t *testing.T, c redis.UniversalClient, sharded bool, ch string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var m map[string]int64
+	var err error
+	if sharded {
+		// Shard channels are counted by the master serving their slot.
+		master, merr := c.(*redis.ClusterClient).MasterForKey(ctx, ch)
+		if merr != nil {
+			t.Fatal(merr)
+		}
+		m, err = master.PubSubShardNumSub(ctx, ch).Result()
+	} else {
+		m, err = c.PubSubNumSub(ctx, ch).Result()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[ch]
+}
+
+// TestOnePubSubConnectionPerNode checks through Redis itself that a node
+// multiplexes every subscription over one connection (one per shard in a
+// cluster) and that each channel is subscribed once per node.
+func TestOnePubSubConnectionPerNode(t *testing.T) {
+	srv := testredis.Start(t)
+	cluster := testredis.StartCluster(t, 3)
+	for _, tc := range []struct {
+		name    string
+		url     string
+		addrs   []string
+		sharded bool
+	}{
+		{"single", srv.URL(), nil, false},
+		{"cluster", "", cluster.Addrs(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			a, _ := newRedisNode(t, tc.url, tc.addrs, "p:", testOpts)
+			b, _ := newRedisNode(t, tc.url, tc.addrs, "p:", testOpts)
+			topics := []string{"room:#a", "room:#b", "room:#c", "room:#d", "room:#e", "room:#f"}
+			for _, topic := range topics {
+				for _, n := range []*Redis{a, b} {
+					if err := n.Subscribe(ctx, topic); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, topic := range topics {
+				if got := numsub(t, a.client, tc.sharded, a.channel(topic)); got != 2 {
+					t.Errorf("%s: %d subscribers, want 2 (one per node)", topic, got)
+				}
+			}
+			if err := a.Unsubscribe(ctx, topics[0]); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return numsub(t, a.client, tc.sharded, a.channel(topics[0])) == 1 })
+
+			a.subs.mu.Lock()
+			shards := len(a.subs.shards)
+			a.subs.mu.Unlock()
+			want := 1
+			if tc.sharded {
+				want = 3 // six rooms spread over three masters
+			}
+			if shards > want {
+				t.Errorf("%d pub/sub connections, want at most %d", shards, want)
+			}
+		})
+	}
+}
+
+// TestRedisRestart stops Redis under a subscribed node, checks that
+// publishing fails with ErrUnavailable and readiness drops, then restarts
+// it and checks that the node restores its subscriptions by itself.
+func TestRedisRestart(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	a, na := newRedisNode(t, srv.URL(), nil, "r:", testOpts)
+	b, _ := newRedisNode(t, srv.URL(), nil, "r:", testOpts)
+	if err := a.Subscribe(ctx, "room:#x"); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop(t)
+	if _, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte("lost")}, true); err == nil || !strings.Contains(err.Error(), ErrUnavailable.Error()) {
+		t.Fatalf("publish with Redis down: err = %v, want ErrUnavailable", err)
+	}
+	waitFor(t, func() bool { return a.Ready(ctx) != nil })
+
+	srv.Restart(t)
+	waitFor(t, func() bool { return a.Ready(ctx) == nil })
+	if _, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte("back")}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); string(got.Data) != "back" {
+		t.Errorf("after restart delivered %q", got.Data)
+	}
+}
+
+// TestRedisDownAtStart: a node starts while Redis is down, is not ready,
+// keeps the subscriptions it was asked for, and serves them once Redis
+// comes up.
+func TestRedisDownAtStart(t *testing.T) {
+	srv := testredis.Start(t)
+	srv.Stop(t)
+	ctx := context.Background()
+	a, na := newRedisNode(t, srv.URL(), nil, "d:", testOpts)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := a.Subscribe(short, "chat"); err == nil {
+		t.Fatal("subscribe with Redis down succeeded")
+	}
+	if a.Ready(ctx) == nil {
+		t.Fatal("ready with Redis down")
+	}
+	srv.Restart(t)
+	waitFor(t, func() bool { return a.Ready(ctx) == nil })
+	b, _ := newRedisNode(t, srv.URL(), nil, "d:", testOpts)
+	if _, err := b.Publish(ctx, Message{Topic: "chat", Data: []byte("hello")}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); string(got.Data) != "hello" {
+		t.Errorf("delivered %q", got.Data)
+	}
+}
+
+// TestGapFillAfterPubSubDrop kills only the node's pub/sub connection
+// (Redis stays up), publishes while it reconnects, and expects the stored
+// messages to be delivered once, in order.
+func TestGapFillAfterPubSubDrop(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	a, na := newRedisNode(t, srv.URL(), nil, "g:", testOpts)
+	b, _ := newRedisNode(t, srv.URL(), nil, "g:", testOpts)
+	if err := a.Subscribe(ctx, "room:#g"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.Publish(ctx, Message{Topic: "room:#g", Data: []byte("0")}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); got.ID != first.ID {
+		t.Fatalf("delivered %+v", got)
+	}
+	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 1; i <= 20; i++ {
+		res, err := b.Publish(ctx, Message{Topic: "room:#g", Data: []byte{byte('0' + i%10)}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, res.ID)
+	}
+	for i, id := range want {
+		if got := na.next(t); got.ID != id {
+			t.Fatalf("delivery %d: id %s, want %s", i, got.ID, id)
+		}
+	}
+	na.nothing(t)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,186 @@
+// Package channels implements Switchboard's channels — chat, chat-room,
+// ping and inbox — each as a handler of its typed messages, on top of the
+// local subscription registry and the broker.
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/rooms"
+)
+
+// Client is a connection as channel handlers see it.
+type Client interface {
+	rooms.Member
+	// User is the connection's user name (a UUID for anonymous connections).
+	User() string
+	// Send queues a direct reply, waiting for room in the connection's
+	// queue until ctx ends. Use it for answers to the client's own requests;
+	// broadcasts go through Deliver, which never waits.
+	Send(ctx context.Context, frame []byte) error
+	// MayJoin reports whether the connection's ticket allows the room.
+	MayJoin(room string) bool
+}
+
+// Channel handles the client messages of one channel.
+type Channel interface {
+	// Handle processes one message. A *protocol.Error is answered to the
+	// client as an Error envelope; any other error as code internal.
+	Handle(ctx context.Context, c Client, msg protocol.Message) error
+}
+
+// Lifecycle is implemented by channels that track connections.
+type Lifecycle interface {
+	// Connect runs once a connection is authenticated, before it is read.
+	Connect(ctx context.Context, c Client) error
+	// Disconnect runs once after the connection's reader has stopped.
+	Disconnect(ctx context.Context, c Client)
+}
+
+// Broker is what the channels need of the broker.
+type Broker interface {
+	Publish(ctx context.Context, msg broker.Message, withHistory bool) (broker.PublishResult, error)
+	History(ctx context.Context, topic string, q broker.HistoryQuery) (broker.HistoryPage, error)
+	AddPresence(ctx context.Context, topic, user, conn string) (first bool, err error)
+	RemovePresence(ctx context.Context, topic, user, conn string) (last bool, err error)
+	Members(ctx context.Context, topic string) ([]string, error)
+}
+
+// Registry is what the channels need of the local subscription registry.
+type Registry interface {
+	Pin(ctx context.Context, topic string) error
+	Join(ctx context.Context, topic string, m rooms.Member, held bool) (bool, error)
+	Release(topic, memberID, after string) error
+	Leave(ctx context.Context, topic, memberID string) (bool, error)
+}
+
+// Limits bound what clients may ask of the channels.
+type Limits struct {
+	MaxRooms       int  // rooms one connection may be in at once
+	MaxRoomName    int  // characters in a room name
+	HistoryEnabled bool // whether messages are stored (HISTORY_SIZE > 0)
+	HistoryPage    int  // messages per History page when the client sets no limit
+	HistoryMaxPage int  // the most a client may ask for in one page
+}
+
+// Topic names. Each is one broker topic (one Redis channel).
+const (
+	TopicChat       = "chat"
+	TopicPing       = "ping"
+	roomTopicPrefix = "room:"
+	userTopicPrefix = "user:"
+)
+
+// RoomTopic is the topic carrying a room's traffic.
+func RoomTopic(room string) string { return roomTopicPrefix + room }
+
+// UserTopic is the topic carrying one user's inbox.
+func UserTopic(user string) string { return userTopicPrefix + user }
+
+// Router dispatches client messages to channels by name.
+type Router struct {
+	channels map[string]Channel
+	names    []string // sorted, for Connect/Disconnect order
+}
+
+// NewRouter returns a router over the named channels.
+func NewRouter(channels map[string]Channel) *Router {
+	r := &Router{channels: channels}
+	for name := range channels {
+		r.names = append(r.names, name)
+	}
+	sort.Strings(r.names)
+	return r
+}
+
+// Dispatch hands env to its channel.
+func (r *Router) Dispatch(ctx context.Context, c Client, env protocol.Envelope) error {
+	ch, ok := r.channels[env.Channel]
+	if !ok {
+		return protocol.Errorf(protocol.CodeUnknownChannel, "no channel %q", env.Channel)
+	}
+	return ch.Handle(ctx, c, env.Message)
+}
+
+// Known reports whether a channel exists, so errors can name it.
+func (r *Router) Known(channel string) bool {
+	_, ok := r.channels[channel]
+	return ok
+}
+
+// Connect runs every channel's Connect hook; on failure it undoes the ones
+// that ran.
+func (r *Router) Connect(ctx context.Context, c Client) error {
+	for i, name := range r.names {
+		lc, ok := r.channels[name].(Lifecycle)
+		if !ok {
+			continue
+		}
+		if err := lc.Connect(ctx, c); err != nil {
+			r.disconnect(ctx, c, r.names[:i])
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Disconnect runs every channel's Disconnect hook.
+func (r *Router) Disconnect(ctx context.Context, c Client) { r.disconnect(ctx, c, r.names) }
+
+func (r *Router) disconnect(ctx context.Context, c Client, names []string) {
+	for i := len(names) - 1; i >= 0; i-- {
+		if lc, ok := r.channels[names[i]].(Lifecycle); ok {
+			lc.Disconnect(ctx, c)
+		}
+	}
+}
+
+// unknownType answers a message type a channel does not take.
+func unknownType(channel, typ string) error {
+	return protocol.Errorf(protocol.CodeUnknownType, "channel %q has no message type %q", channel, typ)
+}
+
+// brokerError turns a broker failure into what the client is told.
+func brokerError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, broker.ErrInvalidID):
+		return protocol.Errorf(protocol.CodeInvalidContents, "not a message id: use an id from a message you received")
+	case errors.Is(err, context.Canceled):
+		return err
+	default:
+		return &unavailableError{cause: err}
+	}
+}
+
+// unavailableError is a broker failure: the client gets code unavailable,
+// the log gets the cause.
+type unavailableError struct{ cause error }
+
+func (e *unavailableError) Error() string { return "broker unavailable: " + e.cause.Error() }
+func (e *unavailableError) Unwrap() error { return e.cause }
+
+// ClientError is the Error contents a handler error should be answered
+// with, and whether it is the server's fault (to be logged as a warning or
+// error rather than at debug level).
+func ClientError(err error) (e *protocol.Error, serverSide bool) {
+	var pe *protocol.Error
+	var ue *unavailableError
+	switch {
+	case errors.As(err, &pe):
+		return pe, false
+	case errors.As(err, &ue):
+		return protocol.Errorf(protocol.CodeUnavailable, "the message service is unavailable; nothing was sent, try again"), true
+	default:
+		return protocol.Errorf(protocol.CodeInternal, "the server could not process this message"), true
+	}
+}
+
+func now() string { return protocol.Timestamp(time.Now()) }

@@ -1,0 +1,61 @@
+package channels
+
+import (
+	"context"
+	"strings"
+
+	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/protocol"
+)
+
+// Chat is the global chat: every connection on every node receives every
+// message. Messages are kept in the "chat" history stream.
+type Chat struct {
+	broker  Broker
+	reg     Registry
+	history historian
+}
+
+// NewChat returns the chat channel.
+func NewChat(b Broker, reg Registry, limits Limits) *Chat {
+	return &Chat{broker: b, reg: reg, history: historian{broker: b, limits: limits}}
+}
+
+// Connect subscribes the connection to the chat.
+func (ch *Chat) Connect(ctx context.Context, c Client) error {
+	_, err := ch.reg.Join(ctx, TopicChat, c, false)
+	return err
+}
+
+// Disconnect unsubscribes the connection.
+func (ch *Chat) Disconnect(ctx context.Context, c Client) { _, _ = ch.reg.Leave(ctx, TopicChat, c.ID()) }
+
+// Handle takes SubmitMessage and GetHistory.
+func (ch *Chat) Handle(ctx context.Context, c Client, msg protocol.Message) error {
+	switch msg.Type {
+	case protocol.TypeSubmitMessage:
+		var text string
+		if err := protocol.DecodeContents(msg, &text); err != nil {
+			return err
+		}
+		if strings.TrimSpace(text) == "" {
+			return protocol.Errorf(protocol.CodeInvalidContents, "SubmitMessage needs non-empty text")
+		}
+		frame := protocol.Encode(protocol.ChannelChat, protocol.TypeNewMessageReceived,
+			protocol.ChatMessage{Content: text, PostedAt: now()})
+		_, err := ch.broker.Publish(ctx, broker.Message{Topic: TopicChat, Data: frame}, true)
+		return brokerError(err)
+	case protocol.TypeGetHistory:
+		var req protocol.GetHistory
+		if err := protocol.DecodeContents(msg, &req); err != nil {
+			return err
+		}
+		page, err := ch.history.page(ctx, TopicChat, req)
+		if err != nil {
+			return err
+		}
+		return c.Send(ctx, protocol.Encode(protocol.ChannelChat, protocol.TypeHistory, page))
+	default:
+		return unknownType(protocol.ChannelChat, msg.Type)
+	}
+}

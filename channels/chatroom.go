@@ -1,0 +1,306 @@
+package channels
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/protocol")
+
+// ChatRoom is the chat-room channel: clients join named rooms and receive
+// only the messages of rooms they are in, whichever node sent them.
+//
+// Membership is per connection; presence is per user. A user joins a room
+// (JoinedRoom to everyone) when their first connection joins it, and leaves
+// (LeftRoom) when their last connection leaves; MemberList names each user
+// once however many tabs they have open.
+type ChatRoom struct {
+	broker  Broker
+	reg     Registry
+	limits  Limits
+	history historian
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	joined map[string]map[string]struct{} // connection id → rooms
+}
+
+// NewChatRoom returns the chat-room channel.
+func NewChatRoom(b Broker, reg Registry, limits Limits, log *slog.Logger) *ChatRoom {
+	return &ChatRoom{
+		broker: b, reg: reg, limits: limits, log: log,
+		history: historian{broker: b, limits: limits},
+		joined:  make(map[string]map[string]struct{}),
+	}
+}
+
+// Handle takes JoinRoom, LeaveRoom, SendMessage and GetHistory.
+func (cr *ChatRoom) Handle(ctx context.Context, c Client, msg protocol.Message) error {
+	switch msg.Type {
+	case protocol.TypeJoinRoom:
+		var req protocol.JoinRoom
+		if err := cr.decodeRoom(msg, &req, &req.Room); err != nil {
+			return err
+		}
+		if req.Since != "" && !broker.ValidID(req.Since) {
+			return protocol.Errorf(protocol.CodeInvalidContents, "since %q is not a message id", req.Since)
+		}
+		return cr.join(ctx, c, req)
+	case protocol.TypeLeaveRoom:
+		var req protocol.RoomRef
+		if err := cr.decodeRoom(msg, &req, &req.Room); err != nil {
+			return err
+		}
+		return cr.leave(ctx, c, req.Room)
+	case protocol.TypeSendMessage:
+		var req struct {
+			Room    string  `json:"room"`
+			Message *string `json:"message"`
+		}
+		if err := cr.decodeRoom(msg, &req, &req.Room); err != nil {
+			return err
+		}
+		if req.Message == nil {
+			return protocol.Errorf(protocol.CodeInvalidContents, `SendMessage needs "message"`)
+		}
+		return cr.send(ctx, c, req.Room, *req.Message)
+	case protocol.TypeGetHistory:
+		var req protocol.GetHistory
+		if err := cr.decodeRoom(msg, &req, &req.Room); err != nil {
+			return err
+		}
+		if !cr.isMember(c.ID(), req.Room) {
+			return notMember(req.Room)
+		}
+		page, err := cr.history.page(ctx, RoomTopic(req.Room), req)
+		if err != nil {
+			return err
+		}
+		return c.Send(ctx, protocol.Encode(protocol.ChannelChatRoom, protocol.TypeHistory, page))
+	default:
+		return unknownType(protocol.ChannelChatRoom, msg.Type)
+	}
+}
+
+// decodeRoom decodes contents into dst and validates the room it names.
+func (cr *ChatRoom) decodeRoom(msg protocol.Message, dst any, room *string) error {
+	if err := protocol.DecodeContents(msg, dst); err != nil {
+		return err
+	}
+	return ValidateRoomName(*room, cr.limits.MaxRoomName)
+}
+
+// ValidateRoomName checks that a room name has 1 to max printable
+// characters.
+func ValidateRoomName(room string, max int) error {
+	n := utf8.RuneCountInString(room)
+	if n == 0 {
+		return protocol.Errorf(protocol.CodeInvalidContents, `"room" is required`)
+	}
+	if n > max {
+		return protocol.Errorf(protocol.CodeInvalidContents, "room names are at most %d characters", max)
+	}
+	if !utf8.ValidString(room) {
+		return protocol.Errorf(protocol.CodeInvalidContents, "room name is not valid UTF-8")
+	}
+	for _, r := range room {
+		if !unicode.IsPrint(r) {
+			return protocol.Errorf(protocol.CodeInvalidContents, "room names must be printable characters")
+		}
+	}
+	return nil
+}
+
+func notMember(room string) error {
+	return protocol.Errorf(protocol.CodeNotMember, "join %q first", room)
+}
+
+func (cr *ChatRoom) isMember(connID, room string) bool {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	_, ok := cr.joined[connID][room]
+	return ok
+}
+
+// roomCount reports how many rooms a connection is in.
+func (cr *ChatRoom) roomCount(connID string) int {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return len(cr.joined[connID])
+}
+
+func (cr *ChatRoom) setMember(connID, room string, in bool) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	rs := cr.joined[connID]
+	if in {
+		if rs == nil {
+			rs = make(map[string]struct{})
+			cr.joined[connID] = rs
+		}
+		rs[room] = struct{}{}
+		return
+	}
+	delete(rs, room)
+	if len(rs) == 0 {
+		delete(cr.joined, connID)
+	}
+}
+
+// join adds c to a room. The joiner receives MemberList, then its own
+// JoinedRoom (with recovered when it resumes), then any replayed history,
+// then live messages, in that order and without duplicates: the
+// connection is held in the registry until the replay is queued.
+func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) error {
+	room, user := req.Room, c.User()
+	if !c.MayJoin(room) {
+		return protocol.Errorf(protocol.CodeForbidden, "your ticket does not allow room %q", room)
+	}
+	if cr.isMember(c.ID(), room) {
+		// Joining twice is idempotent: confirm without telling anyone else.
+		return cr.sendJoinAck(ctx, c, room, nil)
+	}
+	if cr.roomCount(c.ID()) >= cr.limits.MaxRooms {
+		return protocol.Errorf(protocol.CodeTooManyRooms, "a connection may be in at most %d rooms", cr.limits.MaxRooms)
+	}
+	topic := RoomTopic(room)
+	if _, err := cr.reg.Join(ctx, topic, c, true); err != nil {
+		return brokerError(err)
+	}
+	first, err := cr.broker.AddPresence(ctx, topic, user, c.ID())
+	if err != nil {
+		cr.undoJoin(ctx, c, room, false)
+		return brokerError(err)
+	}
+	cr.setMember(c.ID(), room, true)
+
+	var replay []broker.Message
+	var recovered *bool
+	if req.Since != "" {
+		ok := false
+		if cr.limits.HistoryEnabled {
+			page, err := cr.broker.History(ctx, topic, broker.HistoryQuery{Since: req.Since})
+			if err != nil {
+				cr.undoJoin(ctx, c, room, true)
+				return brokerError(err)
+			}
+			replay, ok = page.Messages, page.Recovered
+		}
+		recovered = &ok
+	}
+	if err := cr.sendJoinAck(ctx, c, room, recovered); err != nil {
+		return err
+	}
+	last := ""
+	for _, m := range replay {
+		frame, err := protocol.WithID(m.Data, m.ID)
+		if err != nil {
+			return err
+		}
+		if err := c.Send(ctx, frame); err != nil {
+			return err
+		}
+		last = m.ID
+	}
+	if err := cr.reg.Release(topic, c.ID(), last); err != nil {
+		return err
+	}
+	if first {
+		frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
+		if _, err := cr.broker.Publish(ctx, broker.Message{Topic: topic, Except: c.ID(), Data: frame}, false); err != nil {
+			cr.log.Warn("JoinedRoom not broadcast", "room", room, "user", user, "err", err)
+		}
+	}
+	return nil
+}
+
+// sendJoinAck sends the joiner the room's member list and its JoinedRoom.
+func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, recovered *bool) error {
+	users, err := cr.broker.Members(ctx, RoomTopic(room))
+	if err != nil {
+		return brokerError(err)
+	}
+	list := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeMemberList, protocol.MemberList{Room: room, Users: users})
+	if err := c.Send(ctx, list); err != nil {
+		return err
+	}
+	ack := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom,
+		protocol.JoinedRoom{Room: room, User: c.User(), Recovered: recovered})
+	return c.Send(ctx, ack)
+}
+
+// undoJoin reverts a join that failed before it was announced: nobody is
+// told, the registry membership and (if recorded) presence are dropped.
+func (cr *ChatRoom) undoJoin(ctx context.Context, c Client, room string, hadPresence bool) {
+	ctx = context.WithoutCancel(ctx)
+	cr.setMember(c.ID(), room, false)
+	if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
+		cr.log.Warn("leave after failed join", "room", room, "err", err)
+	}
+	if hadPresence {
+		if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID()); err != nil {
+			cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
+		}
+	}
+}
+
+func (cr *ChatRoom) leave(ctx context.Context, c Client, room string) error {
+	if !cr.isMember(c.ID(), room) {
+		return notMember(room)
+	}
+	cr.leaveRoom(ctx, c, room)
+	return c.Send(ctx, protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom,
+		protocol.RoomUser{Room: room, User: c.User()}))
+}
+
+// leaveRoom removes c from room and, if it was the user's last connection
+// there, tells the remaining members. Failures are logged, not returned:
+// the connection is out of the room locally either way, and presence left
+// behind expires with its TTL.
+func (cr *ChatRoom) leaveRoom(ctx context.Context, c Client, room string) {
+	cr.setMember(c.ID(), room, false)
+	if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
+		cr.log.Warn("room unsubscribe failed", "room", room, "err", err)
+	}
+	last, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID())
+	if err != nil {
+		cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
+		return
+	}
+	if !last {
+		return
+	}
+	frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: room, User: c.User()})
+	if _, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: frame}, false); err != nil {
+		cr.log.Warn("LeftRoom not broadcast", "room", room, "user", c.User(), "err", err)
+	}
+}
+
+func (cr *ChatRoom) send(ctx context.Context, c Client, room, text string) error {
+	if !cr.isMember(c.ID(), room) {
+		return notMember(room)
+	}
+	frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeNewMessage,
+		protocol.RoomMessage{Room: room, User: c.User(), Message: text, PostedAt: now()})
+	_, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: frame}, true)
+	return brokerError(err)
+}
+
+// Disconnect leaves every room the connection was in.
+func (cr *ChatRoom) Disconnect(ctx context.Context, c Client) {
+	cr.mu.Lock()
+	rs := make([]string, 0, len(cr.joined[c.ID()]))
+	for room := range cr.joined[c.ID()] {
+		rs = append(rs, room)
+	}
+	cr.mu.Unlock()
+	for _, room := range rs {
+		cr.leaveRoom(ctx, c, room)
+	}
+}
+
+// Connect has nothing to do: rooms are joined on request.
+func (cr *ChatRoom) Connect(context.Context, Client) error { return nil }

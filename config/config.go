@@ -1,0 +1,294 @@
+// Package config loads and validates Switchboard's settings from the
+// environment and command-line flags, in one place.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a node. Load fills it; the zero value is not
+// usable.
+type Config struct {
+	Host string // interface to listen on; empty means all
+	Port int    // TCP port
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+
+	MaxFrameBytes    int64         // larger frames close the connection with 1009
+	MaxRooms         int           // rooms one connection may be in
+	MaxRoomName      int           // characters in a room name
+	RateLimit        float64       // frames per second a connection may send, sustained
+	RateBurst        int           // frames a connection may send at once
+	RateLimitStrikes int           // consecutive rate-limited frames before closing with 1008
+	SendQueue        int           // frames queued per connection before it counts as too slow
+	WSTimeout        time.Duration // a silent connection is pinged after half of it and dropped after all of it
+	WriteTimeout     time.Duration // longest a single frame write may take
+	ShutdownTimeout  time.Duration // longest a graceful shutdown may take
+	OpTimeout        time.Duration // longest one broker operation may take
+	AllowedOrigins   []string      // cross-origin WebSocket origins allowed (patterns)
+
+	RedisURL          string
+	RedisClusterAddrs []string
+	RedisPrefix       string
+	PresenceTTL       time.Duration
+
+	JWTSecret    string
+	JWTPublicKey string // path of a PEM file
+	ServerAPIKey string
+	AuthTimeout  time.Duration
+	TokenTTL     time.Duration
+	TokenMaxTTL  time.Duration
+
+	HistorySize    int
+	HistoryTTL     time.Duration
+	HistoryPage    int
+	HistoryMaxPage int
+}
+
+// Setting describes one configuration value: its environment variable, its
+// flag, its default and what it does. Settings lists them all; the README's
+// configuration table is checked against it.
+type Setting struct {
+	Env     string
+	Flag    string
+	Default string
+	Help    string
+	Secret  bool
+	apply   func(c *Config, v string) error
+}
+
+// Settings is every setting, in README order.
+var Settings = []Setting{
+	{Env: "HOST", Flag: "host", Default: "", Help: "interface to listen on (empty: all)",
+		apply: func(c *Config, v string) error { c.Host = v; return nil }},
+	{Env: "PORT", Flag: "port", Default: "8080", Help: "TCP port to listen on",
+		apply: func(c *Config, v string) error { return intIn(&c.Port, v, 0, 65535) }},
+	{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error",
+		apply: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{Env: "LOG_FORMAT", Flag: "log-format", Default: "text", Help: "text or json",
+		apply: func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "text", "json") }},
+	{Env: "MAX_FRAME_BYTES", Flag: "max-frame-bytes", Default: "65536", Help: "largest frame a client may send; larger ones close the connection with 1009",
+		apply: func(c *Config, v string) error { return int64In(&c.MaxFrameBytes, v, 256, 16<<20) }},
+	{Env: "MAX_ROOMS", Flag: "max-rooms", Default: "100", Help: "rooms one connection may be in at once",
+		apply: func(c *Config, v string) error { return intIn(&c.MaxRooms, v, 1, 100000) }},
+	{Env: "MAX_ROOM_NAME", Flag: "max-room-name", Default: "128", Help: "longest room name, in characters",
+		apply: func(c *Config, v string) error { return intIn(&c.MaxRoomName, v, 1, 1024) }},
+	{Env: "RATE_LIMIT", Flag: "rate-limit", Default: "20", Help: "frames per second one connection may send, sustained",
+		apply: func(c *Config, v string) error { return floatIn(&c.RateLimit, v, 0.01, 1e6) }},
+	{Env: "RATE_BURST", Flag: "rate-burst", Default: "40", Help: "frames one connection may send in a burst",
+		apply: func(c *Config, v string) error { return intIn(&c.RateBurst, v, 1, 1e6) }},
+	{Env: "RATE_LIMIT_STRIKES", Flag: "rate-limit-strikes", Default: "20", Help: "consecutive rate-limited frames after which the connection is closed with 1008",
+		apply: func(c *Config, v string) error { return intIn(&c.RateLimitStrikes, v, 1, 1e6) }},
+	{Env: "SEND_QUEUE", Flag: "send-queue", Default: "256", Help: "frames queued for one connection before it is closed as too slow (1008)",
+		apply: func(c *Config, v string) error { return intIn(&c.SendQueue, v, 1, 1e6) }},
+	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "30s", Help: "a connection silent this long is dropped; it is pinged after half of it",
+		apply: func(c *Config, v string) error { return durationIn(&c.WSTimeout, v, 100*time.Millisecond, 24*time.Hour) }},
+	{Env: "WRITE_TIMEOUT", Flag: "write-timeout", Default: "10s", Help: "longest one frame write may take before the connection is dropped",
+		apply: func(c *Config, v string) error { return durationIn(&c.WriteTimeout, v, 10*time.Millisecond, time.Hour) }},
+	{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "10s", Help: "longest a graceful shutdown waits for connections to close",
+		apply: func(c *Config, v string) error { return durationIn(&c.ShutdownTimeout, v, 0, time.Hour) }},
+	{Env: "OP_TIMEOUT", Flag: "op-timeout", Default: "5s", Help: "longest one broker (Redis) operation may take before the client is answered unavailable",
+		apply: func(c *Config, v string) error { return durationIn(&c.OpTimeout, v, 10*time.Millisecond, time.Hour) }},
+	{Env: "ALLOWED_ORIGINS", Flag: "allowed-origins", Default: "", Help: "comma-separated origin patterns allowed to open cross-origin WebSockets, e.g. app.example.com,*.example.org",
+		apply: func(c *Config, v string) error { c.AllowedOrigins = list(v); return nil }},
+	{Env: "REDIS_URL", Flag: "redis-url", Default: "", Help: "Redis to scale out through, e.g. redis://127.0.0.1:6379/0 (empty: embedded in-memory broker)", Secret: true,
+		apply: func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{Env: "REDIS_CLUSTER_ADDRS", Flag: "redis-cluster-addrs", Default: "", Help: "comma-separated Redis Cluster nodes (host:port); uses sharded pub/sub",
+		apply: func(c *Config, v string) error { c.RedisClusterAddrs = list(v); return nil }},
+	{Env: "REDIS_PREFIX", Flag: "redis-prefix", Default: "switchboard:", Help: "namespace of every Redis key and channel",
+		apply: func(c *Config, v string) error { c.RedisPrefix = v; return nil }},
+	{Env: "PRESENCE_TTL", Flag: "presence-ttl", Default: "30s", Help: "how long a crashed node's room members stay listed",
+		apply: func(c *Config, v string) error { return durationIn(&c.PresenceTTL, v, time.Second, time.Hour) }},
+	{Env: "JWT_SECRET", Flag: "jwt-secret", Default: "", Help: "HS256 key for tickets; enables authenticated mode", Secret: true,
+		apply: func(c *Config, v string) error { c.JWTSecret = v; return nil }},
+	{Env: "JWT_PUBLIC_KEY", Flag: "jwt-public-key", Default: "", Help: "PEM file with an RSA or Ed25519 public key for tickets (RS256/EdDSA); enables authenticated mode",
+		apply: func(c *Config, v string) error { c.JWTPublicKey = v; return nil }},
+	{Env: "SERVER_API_KEY", Flag: "server-api-key", Default: "", Help: "bearer key required by the server API (POST /message, POST /tokens, /ping1, /ping2, GET /rooms/…)", Secret: true,
+		apply: func(c *Config, v string) error { c.ServerAPIKey = v; return nil }},
+	{Env: "AUTH_TIMEOUT", Flag: "auth-timeout", Default: "5s", Help: "time a connection has to send Authenticate",
+		apply: func(c *Config, v string) error { return durationIn(&c.AuthTimeout, v, 10*time.Millisecond, time.Hour) }},
+	{Env: "TOKEN_TTL", Flag: "token-ttl", Default: "60s", Help: "lifetime of tickets minted by POST /tokens when none is asked",
+		apply: func(c *Config, v string) error { return durationIn(&c.TokenTTL, v, time.Second, 24*time.Hour) }},
+	{Env: "TOKEN_MAX_TTL", Flag: "token-max-ttl", Default: "10m", Help: "longest lifetime POST /tokens grants",
+		apply: func(c *Config, v string) error { return durationIn(&c.TokenMaxTTL, v, time.Second, 24*time.Hour) }},
+	{Env: "HISTORY_SIZE", Flag: "history-size", Default: "1000", Help: "messages kept per room and for chat (0: no history)",
+		apply: func(c *Config, v string) error { return intIn(&c.HistorySize, v, 0, 1e7) }},
+	{Env: "HISTORY_TTL", Flag: "history-ttl", Default: "24h", Help: "a room's history is dropped this long after its last message",
+		apply: func(c *Config, v string) error { return durationIn(&c.HistoryTTL, v, time.Second, 365*24*time.Hour) }},
+	{Env: "HISTORY_PAGE", Flag: "history-page", Default: "50", Help: "messages per History page when the client sets no limit",
+		apply: func(c *Config, v string) error { return intIn(&c.HistoryPage, v, 1, 1e5) }},
+	{Env: "HISTORY_MAX_PAGE", Flag: "history-max-page", Default: "500", Help: "largest History page a client may ask for",
+		apply: func(c *Config, v string) error { return intIn(&c.HistoryMaxPage, v, 1, 1e6) }},
+}
+
+// ErrHelp is returned by Load when -h or -help was asked for; the usage
+// was written to the output.
+var ErrHelp = flag.ErrHelp
+
+// Load reads settings from getenv, then lets flags in args override them,
+// and validates the result. Usage and errors go to out.
+func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: switchboard [flags]\n\nEvery flag can also be set by the environment variable named in brackets.\n\n")
+		fs.PrintDefaults()
+	}
+	values := make([]*string, len(Settings))
+	for i, s := range Settings {
+		v := s.Default
+		if env := getenv(s.Env); env != "" {
+			v = env
+		}
+		values[i] = fs.String(s.Flag, v, fmt.Sprintf("%s [%s] (default %q)", s.Help, s.Env, s.Default))
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var c Config
+	var errs []error
+	for i, s := range Settings {
+		if err := s.apply(&c, strings.TrimSpace(*values[i])); err != nil {
+			errs = append(errs, fmt.Errorf("%s (-%s) = %q: %w", s.Env, s.Flag, shown(s, *values[i]), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+// FromEnv loads settings from the process environment and flags.
+func FromEnv(args []string) (Config, error) { return Load(args, os.Getenv, os.Stderr) }
+
+func shown(s Setting, v string) string {
+	if s.Secret && v != "" {
+		return "<redacted>"
+	}
+	return v
+}
+
+// validate checks rules that involve more than one setting.
+func (c Config) validate() error {
+	var errs []error
+	if c.RedisURL != "" && len(c.RedisClusterAddrs) > 0 {
+		errs = append(errs, errors.New("set REDIS_URL or REDIS_CLUSTER_ADDRS, not both"))
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			errs = append(errs, errors.New("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://)"))
+		}
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") {
+		errs = append(errs, errors.New("REDIS_PREFIX must not contain { or }: they would put every key in one cluster slot"))
+	}
+	if c.JWTSecret != "" && c.JWTPublicKey != "" {
+		errs = append(errs, errors.New("set JWT_SECRET or JWT_PUBLIC_KEY, not both"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("JWT_SECRET must be at least 32 bytes: HS256 is only as strong as its key"))
+	}
+	if c.Authenticated() && c.ServerAPIKey == "" {
+		errs = append(errs, errors.New("authenticated mode (JWT_SECRET or JWT_PUBLIC_KEY) needs SERVER_API_KEY: otherwise anyone could mint tickets with POST /tokens and post to any user with POST /message"))
+	}
+	if c.TokenTTL > c.TokenMaxTTL {
+		errs = append(errs, errors.New("TOKEN_TTL must not exceed TOKEN_MAX_TTL"))
+	}
+	if c.HistoryPage > c.HistoryMaxPage {
+		errs = append(errs, errors.New("HISTORY_PAGE must not exceed HISTORY_MAX_PAGE"))
+	}
+	return errors.Join(errs...)
+}
+
+// Authenticated reports whether connections must present a ticket.
+func (c Config) Authenticated() bool { return c.JWTSecret != "" || c.JWTPublicKey != "" }
+
+// Addr is the listen address.
+func (c Config) Addr() string { return c.Host + ":" + strconv.Itoa(c.Port) }
+
+func list(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func intIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("must be between %d and %d", lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func int64In(dst *int64, v string, lo, hi int64) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("must be between %d and %d", lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func floatIn(dst *float64, v string, lo, hi float64) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	if f < lo || f > hi {
+		return fmt.Errorf("must be between %g and %g", lo, hi)
+	}
+	*dst = f
+	return nil
+}
+
+// durationIn parses Go durations ("30s", "1m30s") and, as wsaas's
+// WS_TIMEOUT does, a bare whole number of milliseconds ("30000").
+func durationIn(dst *time.Duration, v string, lo, hi time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		ms, err2 := strconv.ParseInt(v, 10, 64)
+		if err2 != nil {
+			return errors.New(`not a duration: use e.g. "30s", "1m" or milliseconds "30000"`)
+		}
+		d = time.Duration(ms) * time.Millisecond
+	}
+	if d < lo || d > hi {
+		return fmt.Errorf("must be between %s and %s", lo, hi)
+	}
+	*dst = d
+	return nil
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}

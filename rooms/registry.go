@@ -1,0 +1,285 @@
+// Package rooms keeps this node's local subscriptions: which connections
+// want which topic, with one broker subscription per topic held for exactly
+// as long as at least one local connection wants it.
+package rooms
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/protocol"
+)
+
+// Member is a local connection as the registry sees it.
+type Member interface {
+	// ID identifies the connection; broker.Message.Except refers to it.
+	ID() string
+	// Deliver queues a frame for the connection without blocking.
+	Deliver(frame []byte)
+}
+
+// Subscriber is the part of the broker the registry drives.
+type Subscriber interface {
+	Subscribe(ctx context.Context, topic string) error
+	Unsubscribe(ctx context.Context, topic string) error
+}
+
+// ErrHoldOverflow is returned by Release when more live frames arrived for a
+// held member than the registry buffers: the member is too slow to be
+// caught up and should be disconnected.
+var ErrHoldOverflow = errors.New("too many messages arrived while the member was held")
+
+// Registry maps topics to local members and reference-counts the node's
+// broker subscriptions. It is safe for concurrent use. Broker calls are
+// never made while a lock that Deliver needs is held.
+type Registry struct {
+	broker    Subscriber
+	log       *slog.Logger
+	holdLimit int
+
+	mu     sync.Mutex
+	topics map[string]*topic
+}
+
+type topic struct {
+	name string
+	refs int // members, joins in progress and pins; guarded by Registry.mu
+
+	opMu       sync.Mutex // serialises Subscribe/Unsubscribe of this topic
+	subscribed bool       // guarded by opMu
+
+	mu      sync.Mutex // guards members
+	members map[string]*member
+}
+
+// member is one connection in one topic. While held, frames are buffered
+// instead of delivered so that a replay can be sent first; after, frames
+// whose id is not newer than after were already replayed and are dropped.
+type member struct {
+	m        Member
+	held     bool
+	overflow bool
+	buffer   []heldFrame
+	after    string
+}
+
+type heldFrame struct {
+	id    string
+	frame []byte
+}
+
+// New returns a registry that subscribes through b. holdLimit bounds how
+// many frames a held member buffers (see Join).
+func New(b Subscriber, holdLimit int, log *slog.Logger) *Registry {
+	return &Registry{broker: b, holdLimit: holdLimit, log: log, topics: make(map[string]*topic)}
+}
+
+// reserve takes a reference on the named topic, creating it if needed.
+func (r *Registry) reserve(name string) *topic {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.topics[name]
+	if t == nil {
+		t = &topic{name: name, members: make(map[string]*member)}
+		r.topics[name] = t
+	}
+	t.refs++
+	return t
+}
+
+// release drops a reference and, if it was the last, the broker
+// subscription and the topic itself.
+func (r *Registry) release(ctx context.Context, t *topic) error {
+	r.mu.Lock()
+	t.refs--
+	r.mu.Unlock()
+
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	r.mu.Lock()
+	unused := t.refs == 0
+	r.mu.Unlock()
+	if !unused {
+		return nil
+	}
+	var err error
+	if t.subscribed {
+		if err = r.broker.Unsubscribe(ctx, t.name); err != nil {
+			r.log.Warn("unsubscribe failed", "topic", t.name, "err", err)
+		}
+		t.subscribed = false
+	}
+	r.mu.Lock()
+	if t.refs == 0 && r.topics[t.name] == t {
+		delete(r.topics, t.name)
+	}
+	r.mu.Unlock()
+	return err
+}
+
+// ensureSubscribed subscribes the node to t unless it already is.
+func (r *Registry) ensureSubscribed(ctx context.Context, t *topic) error {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	if t.subscribed {
+		return nil
+	}
+	if err := r.broker.Subscribe(ctx, t.name); err != nil {
+		return err
+	}
+	t.subscribed = true
+	return nil
+}
+
+// Pin subscribes the node to a topic for its whole life, whether or not
+// any member wants it (the global chat and ping topics).
+func (r *Registry) Pin(ctx context.Context, name string) error {
+	t := r.reserve(name)
+	if err := r.ensureSubscribed(ctx, t); err != nil {
+		_ = r.release(context.WithoutCancel(ctx), t)
+		return err
+	}
+	return nil
+}
+
+// Join adds m to a topic, subscribing the node first if m is its first
+// local member; it returns once the subscription is in effect. It reports
+// false, changing nothing, if m is already a member. A held member buffers
+// the topic's frames until Release, so the caller can send it something
+// first (a member list, a history replay) without live frames overtaking.
+func (r *Registry) Join(ctx context.Context, name string, m Member, held bool) (bool, error) {
+	t := r.reserve(name)
+	if err := r.ensureSubscribed(ctx, t); err != nil {
+		_ = r.release(context.WithoutCancel(ctx), t)
+		return false, err
+	}
+	t.mu.Lock()
+	_, already := t.members[m.ID()]
+	if !already {
+		t.members[m.ID()] = &member{m: m, held: held}
+	}
+	t.mu.Unlock()
+	if already {
+		_ = r.release(ctx, t) // the existing membership keeps its own reference
+		return false, nil
+	}
+	return true, nil
+}
+
+// Release ends a held membership: buffered frames newer than after (or all
+// of them, when after is empty) are delivered, and later frames no newer
+// than after are dropped as already replayed.
+func (r *Registry) Release(name, memberID, after string) error {
+	t := r.lookup(name)
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mb := t.members[memberID]
+	if mb == nil || !mb.held {
+		return nil
+	}
+	if mb.overflow {
+		mb.held, mb.buffer = false, nil
+		return ErrHoldOverflow
+	}
+	mb.held, mb.after = false, after
+	for _, h := range mb.buffer {
+		mb.deliver(h.id, h.frame)
+	}
+	mb.buffer = nil
+	return nil
+}
+
+// deliver sends a frame to a live member, skipping frames already replayed.
+func (mb *member) deliver(id string, frame []byte) {
+	if mb.after != "" && id != "" {
+		if broker.CompareIDs(id, mb.after) <= 0 {
+			return
+		}
+		mb.after = "" // ids only grow from here
+	}
+	mb.m.Deliver(frame)
+}
+
+// Leave removes a member from a topic, unsubscribing the node if it was the
+// last. It reports whether the member was there.
+func (r *Registry) Leave(ctx context.Context, name, memberID string) (bool, error) {
+	t := r.lookup(name)
+	if t == nil {
+		return false, nil
+	}
+	t.mu.Lock()
+	_, ok := t.members[memberID]
+	delete(t.members, memberID)
+	t.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	return true, r.release(ctx, t)
+}
+
+func (r *Registry) lookup(name string) *topic {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topics[name]
+}
+
+// Deliver fans a broker message out to the topic's local members. The frame
+// is rendered once (its id stamped in) and the same bytes are queued for
+// every member. It never blocks on a member.
+func (r *Registry) Deliver(msg broker.Message) {
+	t := r.lookup(msg.Topic)
+	if t == nil {
+		return
+	}
+	frame := msg.Data
+	if msg.ID != "" {
+		stamped, err := protocol.WithID(msg.Data, msg.ID)
+		if err != nil {
+			r.log.Error("dropping unreadable broker message", "topic", msg.Topic, "err", err)
+			return
+		}
+		frame = stamped
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, mb := range t.members {
+		switch {
+		case id == msg.Except:
+		case mb.held && len(mb.buffer) >= r.holdLimit:
+			mb.overflow = true
+		case mb.held:
+			mb.buffer = append(mb.buffer, heldFrame{id: msg.ID, frame: frame})
+		default:
+			mb.deliver(msg.ID, frame)
+		}
+	}
+}
+
+// Subscribed reports whether the node holds a broker subscription for the
+// topic (for tests and metrics).
+func (r *Registry) Subscribed(name string) bool {
+	t := r.lookup(name)
+	if t == nil {
+		return false
+	}
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	return t.subscribed
+}
+
+// Count reports how many local members a topic has.
+func (r *Registry) Count(name string) int {
+	t := r.lookup(name)
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.members)
+}

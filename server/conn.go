@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard/switchboard/protocol"
+)
+
+// Close reasons sent to clients. RFC 6455 limits a reason to 123 bytes.
+const (
+	reasonTooSlow     = "connection too slow to keep up with messages"
+	reasonRateLimited = "rate limit exceeded"
+	reasonShutdown    = "server shutting down"
+	reasonPingTimeout = "ping timeout"
+)
+
+// errConnClosing is returned by Send once the connection is closing.
+var errConnClosing = errors.New("connection closing")
+
+// client is one WebSocket connection. It owns two goroutines: the reader
+// (the serving goroutine itself, in serveConn) and the writer, which is the
+// only one to write data and close frames. Frames reach the writer through
+// a bounded queue; a client whose queue is full when a broadcast arrives is
+// closed instead of slowing the broadcast down.
+type client struct {
+	id     string
+	user   string
+	rooms  map[string]bool // rooms the ticket allows; nil: any
+	ws     *websocket.Conn
+	log    *slog.Logger
+	queue  chan []byte
+	writeT time.Duration
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed when a close is requested
+	closeReq  closeRequest  // set once, before closing is closed
+	writerEnd chan struct{} // closed when the writer has returned
+}
+
+type closeRequest struct {
+	code   websocket.StatusCode
+	reason string
+	flush  bool // write what is queued before the close frame
+	now    bool // no close handshake: the peer is gone
+}
+
+func newClient(id string, ws *websocket.Conn, queue int, writeTimeout time.Duration, log *slog.Logger) *client {
+	return &client{
+		id:        id,
+		ws:        ws,
+		log:       log.With("conn", id),
+		queue:     make(chan []byte, queue),
+		writeT:    writeTimeout,
+		closing:   make(chan struct{}),
+		writerEnd: make(chan struct{}),
+	}
+}
+
+// ID is the connection id.
+func (c *client) ID() string { return c.id }
+
+// User is the connection's user name.
+func (c *client) User() string { return c.user }
+
+// MayJoin reports whether the ticket allows the room.
+func (c *client) MayJoin(room string) bool { return c.rooms == nil || c.rooms[room] }
+
+// Deliver queues a broadcast frame without waiting. A full queue means the
+// client cannot keep up: it is closed with 1008.
+func (c *client) Deliver(frame []byte) {
+	select {
+	case <-c.closing:
+	case c.queue <- frame:
+	default:
+		c.log.Info("closing slow connection", "queued", len(c.queue))
+		c.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+	}
+}
+
+// Send queues a direct reply, waiting for room until ctx ends or the
+// connection closes.
+func (c *client) Send(ctx context.Context, frame []byte) error {
+	select {
+	case <-c.closing:
+		return errConnClosing
+	case c.queue <- frame:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendError answers a frame with an Error envelope.
+func (c *client) sendError(ctx context.Context, channel string, e *protocol.Error) {
+	_ = c.Send(ctx, protocol.EncodeError(channel, e))
+}
+
+// close asks the writer to close the connection; only the first request
+// counts.
+func (c *client) close(req closeRequest) {
+	c.closeOnce.Do(func() {
+		c.closeReq = req
+		close(c.closing)
+	})
+}
+
+// writeLoop writes queued frames until a close is requested or a write
+// fails, then closes the WebSocket. It is the connection's only writer.
+func (c *client) writeLoop() {
+	defer close(c.writerEnd)
+	for {
+		select {
+		case frame := <-c.queue:
+			if err := c.write(frame); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.close(closeRequest{now: true})
+				_ = c.ws.CloseNow()
+				return
+			}
+		case <-c.closing:
+			c.finish()
+			return
+		}
+	}
+}
+
+// finish carries out the close request: flush if asked, then the close
+// handshake (bounded by the library's own timeouts) or an abrupt close.
+func (c *client) finish() {
+	req := c.closeReq
+	if req.now {
+		_ = c.ws.CloseNow()
+		return
+	}
+	if req.flush {
+		for drained := false; !drained; {
+			select {
+			case frame := <-c.queue:
+				if err := c.write(frame); err != nil {
+					_ = c.ws.CloseNow()
+					return
+				}
+			default:
+				drained = true
+			}
+		}
+	}
+	_ = c.ws.Close(req.code, req.reason)
+}
+
+func (c *client) write(frame []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.writeT)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// pingLoop pings the peer every interval and drops the connection when a
+// pong does not come back within the same interval. It stops with ctx.
+func (c *client) pingLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.closing:
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, interval)
+			err := c.ws.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				c.log.Info("dropping unresponsive connection", "err", err)
+				c.close(closeRequest{code: websocket.StatusGoingAway, reason: reasonPingTimeout, now: true})
+				return
+			}
+		}
+	}
+}
+
+// limiter enforces the per-connection frame rate: a token bucket, and a
+// count of consecutive refusals after which the connection is closed.
+type limiter struct {
+	bucket  *rate.Limiter
+	strikes int
+	max     int
+}
+
+func newLimiter(perSecond float64, burst, maxStrikes int) *limiter {
+	return &limiter{bucket: rate.NewLimiter(rate.Limit(perSecond), burst), max: maxStrikes}
+}
+
+// allow reports whether a frame may be processed now, and whether the
+// client has been refused so often in a row that it must be disconnected.
+func (l *limiter) allow() (ok, abusive bool) {
+	if l.bucket.Allow() {
+		l.strikes = 0
+		return true, false
+	}
+	l.strikes++
+	return false, l.strikes >= l.max
+}

@@ -1,0 +1,256 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard/switchboard/auth"
+	"github.com/switchboard/switchboard/channels"
+	"github.com/switchboard/switchboard/config"
+	"github.com/switchboard/switchboard/protocol"
+	"github.com/switchboard/switchboard/rooms"
+)
+
+// authenticator verifies tickets; nil in open mode.
+type authenticator interface {
+	Verify(ctx context.Context, token string) (auth.Identity, error)
+}
+
+func newAuthenticator(cfg config.Config, claims auth.Claimer) (authenticator, error) {
+	var key auth.Key
+	switch {
+	case cfg.JWTSecret != "":
+		key = auth.HMACKey(cfg.JWTSecret)
+	case cfg.JWTPublicKey != "":
+		k, err := auth.LoadPublicKey(cfg.JWTPublicKey)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	default:
+		return nil, nil
+	}
+	return auth.NewVerifier(key, cfg.TokenMaxTTL, claims), nil
+}
+
+// handleWebSocket upgrades GET /websockets. Postman and browsers need
+// nothing but the URL; ?user= names an open-mode connection and ?token=
+// carries a ticket in authenticated mode.
+func (s *Server) handleWebSocket(c echo.Context) error {
+	r := c.Request()
+	var ident *auth.Identity
+	if s.auth == nil {
+		user := r.URL.Query().Get("user")
+		if user != "" {
+			if err := auth.ValidateUser(user); err != nil {
+				return echo.NewHTTPError(http.StatusBadRequest, "user: "+err.Error())
+			}
+		}
+		ident = &auth.Identity{User: user}
+	}
+	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	if err != nil {
+		// Accept has answered the request (400, 403 for a foreign Origin…).
+		s.log.Warn("websocket handshake refused", "err", err, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		return nil
+	}
+	s.serveConn(ws, ident, r.URL.Query().Get("token"), r.RemoteAddr)
+	return nil
+}
+
+// serveConn runs one connection to its end. This goroutine is the reader;
+// it owns the writer and pinger goroutines and waits for them.
+func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remote string) {
+	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueue, s.cfg.WriteTimeout, s.log)
+	if !s.track(cl) {
+		_ = ws.Close(websocket.StatusGoingAway, reasonShutdown)
+		return
+	}
+	defer s.untrack(cl)
+	ws.SetReadLimit(s.cfg.MaxFrameBytes)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(cl.writeLoop)
+	wg.Go(func() { cl.pingLoop(ctx, s.cfg.WSTimeout/2) })
+	defer func() {
+		cancel()
+		wg.Wait()
+		cl.log.Info("disconnected", "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
+	}()
+
+	admitted := false
+	switch {
+	case ident != nil:
+		if ident.User == "" {
+			ident.User = cl.id // anonymous: the connection id is the user id
+		}
+		admitted = s.admit(ctx, cl, *ident, remote)
+	case token != "":
+		admitted = s.verify(ctx, cl, token, remote)
+	default:
+		timer := time.AfterFunc(s.cfg.AuthTimeout, func() {
+			cl.log.Info("authentication timeout", "remote", remote)
+			cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
+		})
+		defer timer.Stop()
+	}
+	if admitted || (ident == nil && token == "") {
+		s.readLoop(ctx, cl, admitted, remote)
+	}
+	if cl.user != "" {
+		cleanup, cancelCleanup := context.WithTimeout(context.Background(), 2*s.cfg.OpTimeout)
+		s.router.Disconnect(cleanup, cl)
+		cancelCleanup()
+	}
+	// The peer closed, or a close was requested; either way the writer ends.
+	cl.close(closeRequest{now: true})
+}
+
+// verify checks a ticket and admits the connection, or closes it with 1008
+// (1013 when the ticket could not be checked) and the reason.
+func (s *Server) verify(ctx context.Context, cl *client, token, remote string) bool {
+	ident, err := s.auth.Verify(ctx, token)
+	if err != nil {
+		code, reason := websocket.StatusPolicyViolation, "authentication failed"
+		var rej *auth.Rejection
+		if errors.As(err, &rej) {
+			reason = rej.Reason
+			if rej.Retry {
+				code = websocket.StatusTryAgainLater
+			}
+		}
+		cl.log.Info("ticket refused", "reason", reason, "err", err, "remote", remote)
+		cl.close(closeRequest{code: code, reason: reason})
+		return false
+	}
+	if !s.admit(ctx, cl, ident, remote) {
+		return false
+	}
+	_ = cl.Send(ctx, protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
+		protocol.Authenticated{User: cl.user, Connection: cl.id}))
+	return true
+}
+
+// admit gives the connection its identity and subscribes it to its
+// channels.
+func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, remote string) bool {
+	cl.user = ident.User
+	if ident.Rooms != nil {
+		cl.rooms = make(map[string]bool, len(ident.Rooms))
+		for _, r := range ident.Rooms {
+			cl.rooms[r] = true
+		}
+	}
+	cl.log = cl.log.With("user", cl.user)
+	if err := s.router.Connect(ctx, cl); err != nil {
+		cl.log.Warn("cannot subscribe new connection", "err", err)
+		cl.user = "" // nothing to disconnect
+		cl.close(closeRequest{code: websocket.StatusTryAgainLater, reason: "server cannot subscribe you now, try again"})
+		return false
+	}
+	cl.log.Info("connected", "remote", remote)
+	return true
+}
+
+// readLoop reads frames until the connection ends, rate-limits them and
+// dispatches them; before the connection is admitted, only Authenticate is
+// accepted.
+func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, remote string) {
+	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
+	for {
+		_, frame, err := cl.ws.Read(ctx)
+		if err != nil {
+			s.logReadEnd(cl, err)
+			return
+		}
+		if ok, abusive := lim.allow(); !ok {
+			if abusive {
+				cl.log.Info("closing flooding connection")
+				cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
+				return
+			}
+			cl.sendError(ctx, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))
+			continue
+		}
+		env, err := protocol.Decode(frame)
+		if err != nil {
+			s.answer(ctx, cl, env.Channel, err)
+			continue
+		}
+		if !admitted {
+			if env.Channel != protocol.ChannelSession || env.Message.Type != protocol.TypeAuthenticate {
+				cl.sendError(ctx, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
+				continue
+			}
+			var req protocol.Authenticate
+			if err := protocol.DecodeContents(env.Message, &req); err != nil {
+				s.answer(ctx, cl, env.Channel, err)
+				continue
+			}
+			if admitted = s.verify(ctx, cl, req.Token, remote); !admitted {
+				return
+			}
+			continue
+		}
+		if env.Channel == protocol.ChannelSession {
+			if env.Message.Type == protocol.TypeAuthenticate {
+				s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeAlreadyAuthed, "this connection is already authenticated as %q", cl.user))
+			} else {
+				s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnknownType, "channel %q has no message type %q", env.Channel, env.Message.Type))
+			}
+			continue
+		}
+		if err := s.router.Dispatch(ctx, cl, env); err != nil {
+			if !s.answer(ctx, cl, env.Channel, err) {
+				return
+			}
+		}
+	}
+}
+
+// answer tells the client why its frame failed and logs it at the level
+// its cause deserves. It reports false when the connection must end.
+func (s *Server) answer(ctx context.Context, cl *client, channel string, err error) bool {
+	switch {
+	case errors.Is(err, rooms.ErrHoldOverflow):
+		cl.log.Info("closing slow connection during replay")
+		cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+		return false
+	case errors.Is(err, errConnClosing), errors.Is(err, context.Canceled):
+		return false
+	}
+	if channel != "" && !s.router.Known(channel) && channel != protocol.ChannelSession {
+		channel = "" // unknown channel: answer on "error"
+	}
+	perr, serverSide := channels.ClientError(err)
+	switch {
+	case perr.Code == protocol.CodeInternal:
+		cl.log.Error("frame failed", "channel", channel, "err", err)
+	case serverSide:
+		cl.log.Warn("frame failed", "channel", channel, "code", perr.Code, "err", err)
+	default:
+		cl.log.Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
+	}
+	cl.sendError(ctx, channel, perr)
+	return true
+}
+
+// logReadEnd logs why a connection's reader stopped.
+func (s *Server) logReadEnd(cl *client, err error) {
+	switch status := websocket.CloseStatus(err); {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		cl.log.Info("frame too large", "limit", s.cfg.MaxFrameBytes)
+	case status != -1:
+		cl.log.Debug("peer closed", "code", int(status))
+	default:
+		cl.log.Debug("read ended", "err", err)
+	}
+}
