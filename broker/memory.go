@@ -32,9 +32,9 @@ type Memory struct {
 type memTopic struct {
 	publishMu  sync.Mutex
 	subscribed bool
-	entries []Message // oldest first, at most HistorySize
-	last    streamID  // newest id ever assigned
-	expires time.Time
+	entries    []Message // oldest first, at most HistorySize
+	last       streamID  // newest id ever assigned
+	expires    time.Time
 }
 
 // NewMemory returns an embedded broker. Call Start before use.

@@ -28,7 +28,9 @@ func (ch *Chat) Connect(ctx context.Context, c Client) error {
 }
 
 // Disconnect unsubscribes the connection.
-func (ch *Chat) Disconnect(ctx context.Context, c Client) { _, _ = ch.reg.Leave(ctx, TopicChat, c.ID()) }
+func (ch *Chat) Disconnect(ctx context.Context, c Client) {
+	_, _ = ch.reg.Leave(ctx, TopicChat, c.ID())
+}
 
 // Handle takes SubmitMessage and GetHistory.
 func (ch *Chat) Handle(ctx context.Context, c Client, msg protocol.Message) error {

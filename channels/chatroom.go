@@ -8,7 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/broker"
-	"github.com/switchboard/switchboard/protocol")
+	"github.com/switchboard/switchboard/protocol"
+)
 
 // ChatRoom is the chat-room channel: clients join named rooms and receive
 // only the messages of rooms they are in, whichever node sent them.
@@ -191,6 +192,15 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) e
 		}
 		recovered = &ok
 	}
+	if first {
+		// Announce before answering the joiner, so that a member who joins
+		// right after never hears of this join twice (in its member list
+		// and again as a late JoinedRoom).
+		frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
+		if _, err := cr.broker.Publish(ctx, broker.Message{Topic: topic, Except: c.ID(), Data: frame}, false); err != nil {
+			cr.log.Warn("JoinedRoom not broadcast", "room", room, "user", user, "err", err)
+		}
+	}
 	if err := cr.sendJoinAck(ctx, c, room, recovered); err != nil {
 		return err
 	}
@@ -205,16 +215,7 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) e
 		}
 		last = m.ID
 	}
-	if err := cr.reg.Release(topic, c.ID(), last); err != nil {
-		return err
-	}
-	if first {
-		frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
-		if _, err := cr.broker.Publish(ctx, broker.Message{Topic: topic, Except: c.ID(), Data: frame}, false); err != nil {
-			cr.log.Warn("JoinedRoom not broadcast", "room", room, "user", user, "err", err)
-		}
-	}
-	return nil
+	return cr.reg.Release(topic, c.ID(), last)
 }
 
 // sendJoinAck sends the joiner the room's member list and its JoinedRoom.
@@ -222,6 +223,9 @@ func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, reco
 	users, err := cr.broker.Members(ctx, RoomTopic(room))
 	if err != nil {
 		return brokerError(err)
+	}
+	if users == nil {
+		users = []string{} // the protocol shows an empty list as [], never null
 	}
 	list := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeMemberList, protocol.MemberList{Room: room, Users: users})
 	if err := c.Send(ctx, list); err != nil {

@@ -30,7 +30,7 @@ type Config struct {
 	RateLimit        float64       // frames per second a connection may send, sustained
 	RateBurst        int           // frames a connection may send at once
 	RateLimitStrikes int           // consecutive rate-limited frames before closing with 1008
-	SendQueue        int           // frames queued per connection before it counts as too slow
+	SendQueueBytes   int           // bytes queued per connection before it counts as too slow
 	WSTimeout        time.Duration // a silent connection is pinged after half of it and dropped after all of it
 	WriteTimeout     time.Duration // longest a single frame write may take
 	ShutdownTimeout  time.Duration // longest a graceful shutdown may take
@@ -89,10 +89,12 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return intIn(&c.RateBurst, v, 1, 1e6) }},
 	{Env: "RATE_LIMIT_STRIKES", Flag: "rate-limit-strikes", Default: "20", Help: "consecutive rate-limited frames after which the connection is closed with 1008",
 		apply: func(c *Config, v string) error { return intIn(&c.RateLimitStrikes, v, 1, 1e6) }},
-	{Env: "SEND_QUEUE", Flag: "send-queue", Default: "256", Help: "frames queued for one connection before it is closed as too slow (1008)",
-		apply: func(c *Config, v string) error { return intIn(&c.SendQueue, v, 1, 1e6) }},
+	{Env: "SEND_QUEUE_BYTES", Flag: "send-queue-bytes", Default: "1048576", Help: "bytes of frames queued for one connection before it is closed as too slow (1008)",
+		apply: func(c *Config, v string) error { return intIn(&c.SendQueueBytes, v, 1024, 1<<30) }},
 	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "30s", Help: "a connection silent this long is dropped; it is pinged after half of it",
-		apply: func(c *Config, v string) error { return durationIn(&c.WSTimeout, v, 100*time.Millisecond, 24*time.Hour) }},
+		apply: func(c *Config, v string) error {
+			return durationIn(&c.WSTimeout, v, 100*time.Millisecond, 24*time.Hour)
+		}},
 	{Env: "WRITE_TIMEOUT", Flag: "write-timeout", Default: "10s", Help: "longest one frame write may take before the connection is dropped",
 		apply: func(c *Config, v string) error { return durationIn(&c.WriteTimeout, v, 10*time.Millisecond, time.Hour) }},
 	{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "10s", Help: "longest a graceful shutdown waits for connections to close",

@@ -3,7 +3,10 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // Channel names.
@@ -57,31 +60,35 @@ func Decode(frame []byte) (Envelope, error) {
 // jsonProblem turns encoding/json errors into text a client can act on,
 // without Go type names.
 func jsonProblem(err error) string {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return fmt.Sprintf("syntax error at byte %d", e.Offset)
-	case *json.UnmarshalTypeError:
-		if e.Field != "" {
-			return fmt.Sprintf("%q must be a JSON %s", e.Field, jsonKind(e.Type.Kind().String()))
-		}
-		return "wrong JSON type"
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("%q must be %s", typ.Field, jsonKind(typ.Type.Kind()))
+	case errors.As(err, &typ):
+		return "contents must be " + jsonKind(typ.Type.Kind())
 	default:
 		return "unreadable JSON"
 	}
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "struct", "map":
-		return "object"
-	case "slice", "array":
-		return "array"
-	case "bool":
-		return "boolean"
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a JSON string"
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number in range"
 	default:
-		return "number"
+		return "a JSON number"
 	}
 }
 
@@ -136,19 +143,58 @@ func stamp(frame []byte, id string) (Envelope, error) {
 	if err := json.Unmarshal(frame, &env); err != nil {
 		return env, fmt.Errorf("stamp id: %w", err)
 	}
-	contents := bytes.TrimSpace(env.Message.Contents)
-	if len(contents) < 2 || contents[0] != '{' {
-		return env, fmt.Errorf("stamp id: contents of %s/%s are not an object", env.Channel, env.Message.Type)
+	members, err := objectMembers(env.Message.Contents)
+	if err != nil {
+		return env, fmt.Errorf("stamp id: contents of %s/%s: %w", env.Channel, env.Message.Type, err)
 	}
 	quotedID, _ := json.Marshal(id) // a string always marshals
-	stamped := make([]byte, 0, len(contents)+len(quotedID)+8)
-	stamped = append(stamped, `{"id":`...)
-	stamped = append(stamped, quotedID...)
-	rest := bytes.TrimSpace(contents[1:])
-	if rest[0] != '}' {
-		stamped = append(stamped, ',')
+	var b bytes.Buffer
+	b.Grow(len(env.Message.Contents) + len(quotedID) + 8)
+	b.WriteString(`{"id":`)
+	b.Write(quotedID)
+	for _, m := range members {
+		// Decoders match field names case-insensitively and keep the last
+		// duplicate, so any older id would win over the stamped one.
+		if strings.EqualFold(m.key, "id") {
+			continue
+		}
+		b.WriteByte(',')
+		key, _ := json.Marshal(m.key)
+		b.Write(key)
+		b.WriteByte(':')
+		b.Write(m.value)
 	}
-	stamped = append(stamped, rest...)
-	env.Message.Contents = stamped
+	b.WriteByte('}')
+	env.Message.Contents = b.Bytes()
 	return env, nil
+}
+
+type member struct {
+	key   string
+	value json.RawMessage
+}
+
+// objectMembers splits a JSON object into its members, in order.
+func objectMembers(raw []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	var members []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, err
+		}
+		members = append(members, member{key: key, value: value})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	return members, nil
 }

@@ -38,7 +38,7 @@ var ErrHoldOverflow = errors.New("too many messages arrived while the member was
 type Registry struct {
 	broker    Subscriber
 	log       *slog.Logger
-	holdLimit int
+	holdBytes int
 
 	mu     sync.Mutex
 	topics map[string]*topic
@@ -63,6 +63,7 @@ type member struct {
 	held     bool
 	overflow bool
 	buffer   []heldFrame
+	buffered int // bytes in buffer
 	after    string
 }
 
@@ -71,10 +72,10 @@ type heldFrame struct {
 	frame []byte
 }
 
-// New returns a registry that subscribes through b. holdLimit bounds how
-// many frames a held member buffers (see Join).
-func New(b Subscriber, holdLimit int, log *slog.Logger) *Registry {
-	return &Registry{broker: b, holdLimit: holdLimit, log: log, topics: make(map[string]*topic)}
+// New returns a registry that subscribes through b. holdBytes bounds how
+// much a held member buffers (see Join).
+func New(b Subscriber, holdBytes int, log *slog.Logger) *Registry {
+	return &Registry{broker: b, holdBytes: holdBytes, log: log, topics: make(map[string]*topic)}
 }
 
 // reserve takes a reference on the named topic, creating it if needed.
@@ -184,14 +185,14 @@ func (r *Registry) Release(name, memberID, after string) error {
 		return nil
 	}
 	if mb.overflow {
-		mb.held, mb.buffer = false, nil
+		mb.held, mb.buffer, mb.buffered = false, nil, 0
 		return ErrHoldOverflow
 	}
 	mb.held, mb.after = false, after
 	for _, h := range mb.buffer {
 		mb.deliver(h.id, h.frame)
 	}
-	mb.buffer = nil
+	mb.buffer, mb.buffered = nil, 0
 	return nil
 }
 
@@ -251,10 +252,11 @@ func (r *Registry) Deliver(msg broker.Message) {
 	for id, mb := range t.members {
 		switch {
 		case id == msg.Except:
-		case mb.held && len(mb.buffer) >= r.holdLimit:
+		case mb.held && mb.buffered+len(frame) > r.holdBytes:
 			mb.overflow = true
 		case mb.held:
 			mb.buffer = append(mb.buffer, heldFrame{id: msg.ID, frame: frame})
+			mb.buffered += len(frame)
 		default:
 			mb.deliver(msg.ID, frame)
 		}

@@ -35,14 +35,29 @@ type client struct {
 	rooms  map[string]bool // rooms the ticket allows; nil: any
 	ws     *websocket.Conn
 	log    *slog.Logger
-	queue  chan []byte
+	queue  *sendQueue
 	writeT time.Duration
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when a close is requested
 	closeReq  closeRequest  // set once, before closing is closed
 	writerEnd chan struct{} // closed when the writer has returned
+
+	// writes is the parent of every write's context. It is cancelled
+	// shortly after a close is requested, so that a write stuck on a
+	// client that stopped reading cannot hold the connection open until
+	// the write timeout.
+	writes       context.Context
+	cancelWrites context.CancelFunc
+	stuckTimer   *time.Timer
 }
+
+// stuckWriteGrace is how long a write may still take once the connection
+// is being closed for being too slow: long enough for a client that is
+// merely slow to take the frame and then read the 1008 close frame, short
+// enough that a stalled one does not hold its memory for WRITE_TIMEOUT.
+// (coder/websocket gives the close frame itself 5 s as well.)
+const stuckWriteGrace = 5 * time.Second
 
 type closeRequest struct {
 	code   websocket.StatusCode
@@ -51,12 +66,15 @@ type closeRequest struct {
 	now    bool // no close handshake: the peer is gone
 }
 
-func newClient(id string, ws *websocket.Conn, queue int, writeTimeout time.Duration, log *slog.Logger) *client {
+func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.Duration, log *slog.Logger) *client {
+	writes, cancel := context.WithCancel(context.Background())
 	return &client{
+		writes:       writes,
+		cancelWrites: cancel,
 		id:        id,
 		ws:        ws,
 		log:       log.With("conn", id),
-		queue:     make(chan []byte, queue),
+		queue:     newSendQueue(queueBytes),
 		writeT:    writeTimeout,
 		closing:   make(chan struct{}),
 		writerEnd: make(chan struct{}),
@@ -73,13 +91,15 @@ func (c *client) User() string { return c.user }
 func (c *client) MayJoin(room string) bool { return c.rooms == nil || c.rooms[room] }
 
 // Deliver queues a broadcast frame without waiting. A full queue means the
-// client cannot keep up: it is closed with 1008.
+// client cannot keep up: it is closed with 1008 rather than slow anyone.
 func (c *client) Deliver(frame []byte) {
 	select {
 	case <-c.closing:
-	case c.queue <- frame:
+		return
 	default:
-		c.log.Info("closing slow connection", "queued", len(c.queue))
+	}
+	if !c.queue.tryPush(frame) {
+		c.log.Info("closing slow connection", "queued_bytes", c.queue.size())
 		c.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
 	}
 }
@@ -90,11 +110,9 @@ func (c *client) Send(ctx context.Context, frame []byte) error {
 	select {
 	case <-c.closing:
 		return errConnClosing
-	case c.queue <- frame:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
 	}
+	return c.queue.push(ctx, c.closing, frame)
 }
 
 // sendError answers a frame with an Error envelope.
@@ -103,11 +121,18 @@ func (c *client) sendError(ctx context.Context, channel string, e *protocol.Erro
 }
 
 // close asks the writer to close the connection; only the first request
-// counts.
+// counts. Unless queued frames are to be flushed, a write in progress gets
+// stuckWriteGrace to finish before it is abandoned.
 func (c *client) close(req closeRequest) {
 	c.closeOnce.Do(func() {
 		c.closeReq = req
 		close(c.closing)
+		switch {
+		case req.now:
+			c.cancelWrites()
+		case !req.flush:
+			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.cancelWrites)
+		}
 	})
 }
 
@@ -115,10 +140,11 @@ func (c *client) close(req closeRequest) {
 // fails, then closes the WebSocket. It is the connection's only writer.
 func (c *client) writeLoop() {
 	defer close(c.writerEnd)
+	defer c.cancelWrites()
 	for {
 		select {
-		case frame := <-c.queue:
-			if err := c.write(frame); err != nil {
+		case <-c.queue.ready:
+			if err := c.writeQueued(); err != nil {
 				c.log.Debug("write failed", "err", err)
 				c.close(closeRequest{now: true})
 				_ = c.ws.CloseNow()
@@ -131,6 +157,26 @@ func (c *client) writeLoop() {
 	}
 }
 
+// writeQueued writes everything queued, stopping early if a close is
+// requested meanwhile.
+func (c *client) writeQueued() error {
+	for _, frame := range c.queue.take() {
+		select {
+		case <-c.closing:
+			if !c.closeReq.flush {
+				return nil
+			}
+		default:
+		}
+		err := c.write(frame)
+		c.queue.done(frame)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // finish carries out the close request: flush if asked, then the close
 // handshake (bounded by the library's own timeouts) or an abrupt close.
 func (c *client) finish() {
@@ -140,23 +186,16 @@ func (c *client) finish() {
 		return
 	}
 	if req.flush {
-		for drained := false; !drained; {
-			select {
-			case frame := <-c.queue:
-				if err := c.write(frame); err != nil {
-					_ = c.ws.CloseNow()
-					return
-				}
-			default:
-				drained = true
-			}
+		if err := c.writeQueued(); err != nil {
+			_ = c.ws.CloseNow()
+			return
 		}
 	}
 	_ = c.ws.Close(req.code, req.reason)
 }
 
 func (c *client) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.writeT)
+	ctx, cancel := context.WithTimeout(c.writes, c.writeT)
 	defer cancel()
 	return c.ws.Write(ctx, websocket.MessageText, frame)
 }

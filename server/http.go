@@ -43,6 +43,9 @@ func (s *Server) routes() *echo.Echo {
 		api.GET(path, h)
 		api.POST(path, h)
 	}
+	api.POST("/message", s.handleMessage)
+	api.POST("/tokens", s.handleTokens)
+	api.GET("/rooms/:room/messages", s.handleRoomMessages)
 	return e
 }
 

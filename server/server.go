@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/switchboard/switchboard/auth"
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/channels"
 	"github.com/switchboard/switchboard/config"
@@ -43,6 +44,7 @@ type Server struct {
 	ping   *channels.Ping
 	inbox  *channels.Inbox
 	auth   authenticator // nil in open mode
+	minter *auth.Minter  // nil unless JWT_SECRET is set
 	echo   *echo.Echo
 
 	mu       sync.Mutex
@@ -54,12 +56,15 @@ type Server struct {
 // New assembles a node over b and starts b's deliveries into the node's
 // registry. The caller closes b after Serve returns.
 func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
-	auth, err := newAuthenticator(cfg, b)
+	verifier, err := newAuthenticator(cfg, b)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, broker: b, auth: auth, clients: make(map[*client]struct{})}
-	s.reg = rooms.New(b, cfg.SendQueue, log)
+	s := &Server{cfg: cfg, log: log, broker: b, auth: verifier, clients: make(map[*client]struct{})}
+	if cfg.JWTSecret != "" {
+		s.minter = auth.NewMinter(cfg.JWTSecret)
+	}
+	s.reg = rooms.New(b, cfg.SendQueueBytes, log)
 	limits := channels.Limits{
 		MaxRooms:       cfg.MaxRooms,
 		MaxRoomName:    cfg.MaxRoomName,
@@ -88,6 +93,9 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
 	s.echo = s.routes()
 	return s, nil
 }
+
+// Config is the node's configuration.
+func (s *Server) Config() config.Config { return s.cfg }
 
 // Handler is the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }

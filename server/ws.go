@@ -68,7 +68,7 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // serveConn runs one connection to its end. This goroutine is the reader;
 // it owns the writer and pinger goroutines and waits for them.
 func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remote string) {
-	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueue, s.cfg.WriteTimeout, s.log)
+	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.log)
 	if !s.track(cl) {
 		_ = ws.Close(websocket.StatusGoingAway, reasonShutdown)
 		return
@@ -187,7 +187,7 @@ func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, remote
 		}
 		if !admitted {
 			if env.Channel != protocol.ChannelSession || env.Message.Type != protocol.TypeAuthenticate {
-				cl.sendError(ctx, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
+				s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
 				continue
 			}
 			var req protocol.Authenticate

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -71,11 +72,32 @@ func newBroker(cfg config.Config, log *slog.Logger) (nodeBroker, error) {
 	opts := broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL}
 	switch {
 	case cfg.RedisURL != "" || len(cfg.RedisClusterAddrs) > 0:
-		return nil, errors.New("redis broker: not built yet")
+		b, err := broker.NewRedis(broker.RedisOptions{
+			Options: opts, URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
+			Prefix: cfg.RedisPrefix, OpTimeout: cfg.OpTimeout, Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(cfg.RedisClusterAddrs) > 0 {
+			log.Info("using Redis Cluster with sharded pub/sub", "nodes", cfg.RedisClusterAddrs, "prefix", cfg.RedisPrefix)
+		} else {
+			log.Info("using Redis", "url", redactURL(cfg.RedisURL), "prefix", cfg.RedisPrefix)
+		}
+		return b, nil
 	default:
 		log.Info("using the embedded in-memory broker: this node runs alone (set REDIS_URL to scale out)")
 		return broker.NewMemory(opts), nil
 	}
+}
+
+// redactURL hides a password in a Redis URL before it is logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable>"
+	}
+	return u.Redacted()
 }
 
 func newLogger(cfg config.Config) *slog.Logger {

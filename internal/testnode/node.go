@@ -131,3 +131,21 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// StartRedis runs a node whose broker is the Redis (or Redis Cluster)
+// named in cfg.
+func StartRedis(t testing.TB, cfg config.Config) *Node {
+	t.Helper()
+	b, err := broker.NewRedis(broker.RedisOptions{
+		Options:      broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL},
+		URL:          cfg.RedisURL,
+		ClusterAddrs: cfg.RedisClusterAddrs,
+		Prefix:       cfg.RedisPrefix,
+		OpTimeout:    cfg.OpTimeout,
+		Log:          Logger(t),
+	})
+	if err != nil {
+		t.Fatalf("redis broker: %v", err)
+	}
+	return Start(t, cfg, b)
+}

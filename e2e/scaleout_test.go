@@ -1,0 +1,356 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/testnode"
+	"github.com/switchboard/switchboard/internal/testredis"
+	"github.com/switchboard/switchboard/internal/wstest"
+	"github.com/switchboard/switchboard/protocol"
+)
+
+// deployment is a Redis that nodes share, and a client to inspect it.
+type deployment struct {
+	name    string
+	env     map[string]string
+	redis   redis.UniversalClient
+	sharded bool
+}
+
+func singleRedis(t *testing.T) (deployment, *testredis.Server) {
+	t.Helper()
+	srv := testredis.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	return deployment{name: "single", env: map[string]string{"REDIS_URL": srv.URL()}, redis: rc}, srv
+}
+
+func clusterRedis(t *testing.T) deployment {
+	t.Helper()
+	c := testredis.StartCluster(t, 3)
+	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { _ = rc.Close() })
+	return deployment{name: "cluster", env: map[string]string{"REDIS_CLUSTER_ADDRS": joinAddrs(c.Addrs())}, redis: rc, sharded: true}
+}
+
+func joinAddrs(addrs []string) string {
+	out := ""
+	for i, a := range addrs {
+		if i > 0 {
+			out += ","
+		}
+		out += a
+	}
+	return out
+}
+
+// nodes starts n nodes on d with extra settings.
+func (d deployment) nodes(t *testing.T, n int, extra map[string]string) []*testnode.Node {
+	t.Helper()
+	env := map[string]string{"REDIS_PREFIX": "sb-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+	for k, v := range d.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cfg := testnode.Config(t, env)
+	out := make([]*testnode.Node, n)
+	for i := range out {
+		out[i] = testnode.StartRedis(t, cfg)
+	}
+	return out
+}
+
+// subscribers counts the nodes subscribed to a topic's channel, asking
+// Redis itself (PUBSUB NUMSUB, or SHARDNUMSUB on the slot's master).
+func (d deployment) subscribers(t *testing.T, prefix, topic string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	ch := prefix + "{" + topic + "}"
+	if !d.sharded {
+		return d.redis.PubSubNumSub(ctx, ch).Val()[ch]
+	}
+	master, err := d.redis.(*redis.ClusterClient).MasterForKey(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return master.PubSubShardNumSub(ctx, ch).Val()[ch]
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const quiet = 200 * time.Millisecond
+
+// TestScaleOut runs the original prototype's two-server walk-through on a
+// single Redis and on a Redis Cluster.
+func TestScaleOut(t *testing.T) {
+	single, _ := singleRedis(t)
+	for _, d := range []deployment{single, clusterRedis(t)} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Run("ChatAcrossNodes", func(t *testing.T) { testChatAcrossNodes(t, d) })
+			t.Run("PingAcrossNodes", func(t *testing.T) { testPingAcrossNodes(t, d) })
+			t.Run("RoomWalkThroughAcrossNodes", func(t *testing.T) { testRoomsAcrossNodes(t, d) })
+			t.Run("JoinSeesTheNextMessage", func(t *testing.T) { testJoinSeesNextMessage(t, d) })
+			t.Run("OrderAcrossNodes", func(t *testing.T) { testOrderAcrossNodes(t, d) })
+		})
+	}
+}
+
+func testChatAcrossNodes(t *testing.T, d deployment) {
+	ns := d.nodes(t, 2, nil)
+	a, b := wstest.Dial(t, ns[0].WS()), wstest.Dial(t, ns[1].WS())
+	a.Send("chat", "SubmitMessage", "Hello World")
+	for _, c := range []*wstest.Client{a, b} {
+		var m protocol.ChatMessage
+		c.Expect("chat", "NewMessageReceived").Decode(t, &m)
+		if m.Content != "Hello World" || m.ID == "" {
+			t.Errorf("got %+v", m)
+		}
+	}
+}
+
+func testPingAcrossNodes(t *testing.T, d deployment) {
+	ns := d.nodes(t, 3, nil)
+	clients := []*wstest.Client{wstest.Dial(t, ns[0].WS()), wstest.Dial(t, ns[1].WS()), wstest.Dial(t, ns[2].WS())}
+	for i, n := range ns {
+		path := "/ping" + strconv.Itoa(1+i%2)
+		if status, body := n.Do(t, http.MethodGet, path, "", nil); status != http.StatusOK {
+			t.Fatalf("GET %s = %d %s", path, status, body)
+		}
+		for _, c := range clients {
+			var got int
+			c.Expect("ping", "Ping").Decode(t, &got)
+			if got != 1+i%2 {
+				t.Errorf("Ping %d after %s", got, path)
+			}
+		}
+	}
+}
+
+func testRoomsAcrossNodes(t *testing.T, d deployment) {
+	ns := d.nodes(t, 2, nil)
+	prefix := ns[0].Server.Config().RedisPrefix
+	subs := func() int64 { return d.subscribers(t, prefix, "room:#haskell") }
+	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	carol := wstest.Dial(t, ns[0].WS()+"?user=carol")
+
+	alice.Join("#haskell", "alice", "alice")
+	if got := subs(); got != 1 {
+		t.Fatalf("after the first join: %d nodes subscribed, want 1", got)
+	}
+	alice.Say("#haskell", "Monad monoid category whatever")
+	alice.ExpectRoomMessage("#haskell", "alice", "Monad monoid category whatever")
+	bob.ExpectNothing(quiet)
+
+	bob.Join("#haskell", "bob", "alice", "bob")
+	alice.ExpectRoomUser("JoinedRoom", "#haskell", "bob")
+	if got := subs(); got != 2 {
+		t.Fatalf("after a join on the second node: %d nodes subscribed, want 2", got)
+	}
+	carol.Join("#haskell", "carol", "alice", "bob", "carol")
+	alice.ExpectRoomUser("JoinedRoom", "#haskell", "carol")
+	bob.ExpectRoomUser("JoinedRoom", "#haskell", "carol")
+	if got := subs(); got != 2 {
+		t.Fatalf("a second local member added a subscription: %d, want 2", got)
+	}
+
+	bob.Say("#haskell", "from node two")
+	for _, c := range []*wstest.Client{alice, bob, carol} {
+		c.ExpectRoomMessage("#haskell", "bob", "from node two")
+	}
+
+	alice.Send("chat-room", "LeaveRoom", protocol.RoomRef{Room: "#haskell"})
+	alice.ExpectRoomUser("LeftRoom", "#haskell", "alice")
+	bob.ExpectRoomUser("LeftRoom", "#haskell", "alice")
+	carol.ExpectRoomUser("LeftRoom", "#haskell", "alice")
+	if got := subs(); got != 2 {
+		t.Fatalf("node one unsubscribed while carol is still in the room")
+	}
+	carol.Close()
+	bob.ExpectRoomUser("LeftRoom", "#haskell", "carol")
+	eventually(t, "node one unsubscribes when its last member leaves", func() bool { return subs() == 1 })
+
+	alice.Say("#haskell", "not a member")
+	alice.ExpectError("chat-room", protocol.CodeNotMember)
+	bob.Close()
+	eventually(t, "no node subscribed once the room is empty", func() bool { return subs() == 0 })
+}
+
+// testJoinSeesNextMessage guards against the original prototype's race: a
+// join must be acknowledged only once its subscription is in effect, so a
+// message sent right after the acknowledgement always arrives.
+func testJoinSeesNextMessage(t *testing.T, d deployment) {
+	ns := d.nodes(t, 2, map[string]string{"RATE_LIMIT": "1000", "RATE_BURST": "1000"})
+	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	for i := range 25 {
+		room := "#race-" + strconv.Itoa(i)
+		alice.Join(room, "alice", "alice")
+		bob.Join(room, "bob", "alice", "bob")
+		alice.ExpectRoomUser("JoinedRoom", room, "bob")
+		alice.Say(room, "right after")
+		bob.ExpectRoomMessage(room, "alice", "right after")
+		alice.ExpectRoomMessage(room, "alice", "right after")
+	}
+}
+
+func testOrderAcrossNodes(t *testing.T, d deployment) {
+	ns := d.nodes(t, 2, map[string]string{"RATE_LIMIT": "10000", "RATE_BURST": "10000"})
+	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	alice.Join("#order", "alice", "alice")
+	bob.Join("#order", "bob", "alice", "bob")
+	alice.ExpectRoomUser("JoinedRoom", "#order", "bob")
+	const count = 300
+	for i := range count {
+		alice.Say("#order", strconv.Itoa(i))
+	}
+	for i := range count {
+		bob.ExpectRoomMessage("#order", "alice", strconv.Itoa(i))
+	}
+}
+
+// TestMemberListsAcrossNodes checks accurate presence: each user listed
+// once, whichever node and however many tabs.
+func TestMemberListsAcrossNodes(t *testing.T) {
+	d, _ := singleRedis(t)
+	ns := d.nodes(t, 2, nil)
+	a1 := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	a2 := wstest.Dial(t, ns[1].WS()+"?user=alice")
+	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	a1.Join("#m", "alice", "alice")
+	a2.Join("#m", "alice", "alice") // a second tab, on another node: no new member
+	a1.ExpectNothing(quiet)
+	bob.Join("#m", "bob", "alice", "bob")
+	a1.ExpectRoomUser("JoinedRoom", "#m", "bob")
+	a2.ExpectRoomUser("JoinedRoom", "#m", "bob")
+	a1.Close()
+	bob.ExpectNothing(quiet) // alice still has a tab in the room
+	a2.Close()
+	bob.ExpectRoomUser("LeftRoom", "#m", "alice")
+	late := wstest.Dial(t, ns[0].WS()+"?user=carol")
+	late.Join("#m", "carol", "bob", "carol")
+}
+
+// TestCrashedNodeMembersExpire SIGKILLs a node: its members vanish from
+// member lists within PRESENCE_TTL, with no other node's help, and Redis
+// drops its subscriptions.
+func TestCrashedNodeMembersExpire(t *testing.T) {
+	d, srv := singleRedis(t)
+	prefix := "crash:"
+	env := map[string]string{"REDIS_URL": srv.URL(), "REDIS_PREFIX": prefix, "PRESENCE_TTL": "2s"}
+	victim := testnode.StartProcess(t, binary, env)
+	survivor := testnode.StartRedis(t, testnode.Config(t, env))
+
+	ghost := wstest.Dial(t, victim.WS()+"?user=ghost")
+	ghost.Join("#c", "ghost", "ghost")
+	alive := wstest.Dial(t, survivor.WS()+"?user=alive")
+	alive.Join("#c", "alive", "alive", "ghost")
+	ghost.ExpectRoomUser("JoinedRoom", "#c", "alive")
+	if got := d.subscribers(t, prefix, "room:#c"); got != 2 {
+		t.Fatalf("%d nodes subscribed, want 2", got)
+	}
+
+	killed := time.Now()
+	victim.Kill()
+	eventually(t, "the crashed node's subscription is gone", func() bool { return d.subscribers(t, prefix, "room:#c") == 1 })
+	eventually(t, "the crashed node's member expires", func() bool {
+		c := wstest.Dial(t, survivor.WS()+"?user=probe")
+		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#c"})
+		var list protocol.MemberList
+		c.Expect("chat-room", "MemberList").Decode(t, &list)
+		c.Close()
+		return slices.Equal(list.Users, []string{"alive", "probe"})
+	})
+	if took := time.Since(killed); took > 2*time.Second+3*time.Second {
+		t.Errorf("expiry took %s with PRESENCE_TTL 2s", took)
+	}
+}
+
+// TestRedisRestartUnderLoad stops Redis under two nodes with connected
+// clients: they stay connected, publishing is answered with unavailable,
+// /readyz reports not ready, and when Redis returns traffic flows again
+// without any client reconnecting.
+func TestRedisRestartUnderLoad(t *testing.T) {
+	d, srv := singleRedis(t)
+	ns := d.nodes(t, 2, map[string]string{"PRESENCE_TTL": "3s", "OP_TIMEOUT": "1s"})
+	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	alice.Join("#r", "alice", "alice")
+	bob.Join("#r", "bob", "alice", "bob")
+	alice.ExpectRoomUser("JoinedRoom", "#r", "bob")
+
+	srv.Stop(t)
+	alice.Say("#r", "into the void")
+	alice.ExpectError("chat-room", protocol.CodeUnavailable)
+	alice.Send("chat", "SubmitMessage", "void")
+	alice.ExpectError("chat", protocol.CodeUnavailable)
+	for _, n := range ns {
+		eventually(t, "readyz reports not ready", func() bool {
+			status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
+			return status == http.StatusServiceUnavailable
+		})
+	}
+
+	srv.Restart(t)
+	for _, n := range ns {
+		eventually(t, "readyz reports ready again", func() bool {
+			status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
+			return status == http.StatusOK
+		})
+	}
+	alice.Say("#r", "back")
+	bob.ExpectRoomMessage("#r", "alice", "back")
+	alice.ExpectRoomMessage("#r", "alice", "back")
+	bob.Send("chat", "SubmitMessage", "chat is back")
+	alice.WaitFor("chat", "NewMessageReceived")
+	// Presence lost with Redis's memory comes back with the next heartbeat.
+	eventually(t, "presence restored", func() bool {
+		c := wstest.Dial(t, ns[0].WS()+"?user=probe")
+		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#r"})
+		var list protocol.MemberList
+		c.Expect("chat-room", "MemberList").Decode(t, &list)
+		c.Close()
+		return slices.Equal(list.Users, []string{"alice", "bob", "probe"})
+	})
+}
+
+// TestNodeStartsWithoutRedis: Redis unreachable at start, the node runs,
+// is not ready, and becomes ready and useful when Redis appears.
+func TestNodeStartsWithoutRedis(t *testing.T) {
+	d, srv := singleRedis(t)
+	srv.Stop(t)
+	n := d.nodes(t, 1, nil)[0]
+	if status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz = %d with Redis down", status)
+	}
+	if status, _ := n.Do(t, http.MethodGet, "/healthz", "", nil); status != http.StatusOK {
+		t.Fatalf("healthz = %d: the process is alive", status)
+	}
+	srv.Restart(t)
+	eventually(t, "ready once Redis is up", func() bool {
+		status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
+		return status == http.StatusOK
+	})
+	c := wstest.Dial(t, n.WS())
+	c.Send("chat", "SubmitMessage", "hello")
+	c.Expect("chat", "NewMessageReceived")
+}
