@@ -19,8 +19,9 @@ import (
 // optionally the rooms the user may join.
 type Claims struct {
 	jwt.RegisteredClaims
-	// Rooms limits the rooms the connection may join; absent means any.
-	Rooms []string `json:"rooms,omitempty"`
+	// Rooms limits the rooms the connection may join; absent means any,
+	// an empty list none (omitzero keeps an empty list in the ticket).
+	Rooms []string `json:"rooms,omitzero"`
 }
 
 // Identity is who a verified ticket says the connection is.

@@ -121,7 +121,7 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return durationIn(&c.AuthTimeout, v, 10*time.Millisecond, time.Hour) }},
 	{Env: "TOKEN_TTL", Flag: "token-ttl", Default: "60s", Help: "lifetime of tickets minted by POST /tokens when none is asked",
 		apply: func(c *Config, v string) error { return durationIn(&c.TokenTTL, v, time.Second, 24*time.Hour) }},
-	{Env: "TOKEN_MAX_TTL", Flag: "token-max-ttl", Default: "10m", Help: "longest lifetime POST /tokens grants",
+	{Env: "TOKEN_MAX_TTL", Flag: "token-max-ttl", Default: "10m", Help: "longest lifetime of a ticket: POST /tokens grants no more, and longer-lived tickets are refused",
 		apply: func(c *Config, v string) error { return durationIn(&c.TokenMaxTTL, v, time.Second, 24*time.Hour) }},
 	{Env: "HISTORY_SIZE", Flag: "history-size", Default: "1000", Help: "messages kept per room and for chat (0: no history)",
 		apply: func(c *Config, v string) error { return intIn(&c.HistorySize, v, 0, 1e7) }},

@@ -69,12 +69,13 @@ func (s *Server) handleTokens(c echo.Context) error {
 	if err := auth.ValidateUser(req.User); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "user: "+err.Error())
 	}
+	maxSeconds := int(s.cfg.TokenMaxTTL / time.Second)
+	if req.TTL < 0 || req.TTL > maxSeconds { // compared before multiplying: no overflow
+		return echo.NewHTTPError(http.StatusBadRequest, "ttl must be between 1 and "+strconv.Itoa(maxSeconds)+" seconds")
+	}
 	ttl := s.cfg.TokenTTL
 	if req.TTL != 0 {
 		ttl = time.Duration(req.TTL) * time.Second
-	}
-	if ttl <= 0 || ttl > s.cfg.TokenMaxTTL {
-		return echo.NewHTTPError(http.StatusBadRequest, "ttl must be between 1 and "+strconv.Itoa(int(s.cfg.TokenMaxTTL.Seconds()))+" seconds")
 	}
 	for _, room := range req.Rooms {
 		if err := channels.ValidateRoomName(room, s.cfg.MaxRoomName); err != nil {

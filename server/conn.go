@@ -71,13 +71,13 @@ func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.
 	return &client{
 		writes:       writes,
 		cancelWrites: cancel,
-		id:        id,
-		ws:        ws,
-		log:       log.With("conn", id),
-		queue:     newSendQueue(queueBytes),
-		writeT:    writeTimeout,
-		closing:   make(chan struct{}),
-		writerEnd: make(chan struct{}),
+		id:           id,
+		ws:           ws,
+		log:          log.With("conn", id),
+		queue:        newSendQueue(queueBytes),
+		writeT:       writeTimeout,
+		closing:      make(chan struct{}),
+		writerEnd:    make(chan struct{}),
 	}
 }
 

@@ -87,6 +87,7 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	}()
 
 	admitted := false
+	deadline := func() bool { return true } // stops the authentication deadline, if any
 	switch {
 	case ident != nil:
 		if ident.User == "" {
@@ -96,14 +97,16 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	case token != "":
 		admitted = s.verify(ctx, cl, token, remote)
 	default:
+		log := cl.log // admit replaces cl.log; the timer must not race with it
 		timer := time.AfterFunc(s.cfg.AuthTimeout, func() {
-			cl.log.Info("authentication timeout", "remote", remote)
+			log.Info("authentication timeout", "remote", remote)
 			cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
 		})
 		defer timer.Stop()
+		deadline = timer.Stop
 	}
 	if admitted || (ident == nil && token == "") {
-		s.readLoop(ctx, cl, admitted, remote)
+		s.readLoop(ctx, cl, admitted, deadline, remote)
 	}
 	if cl.user != "" {
 		cleanup, cancelCleanup := context.WithTimeout(context.Background(), 2*s.cfg.OpTimeout)
@@ -162,8 +165,9 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 
 // readLoop reads frames until the connection ends, rate-limits them and
 // dispatches them; before the connection is admitted, only Authenticate is
-// accepted.
-func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, remote string) {
+// accepted, and stopDeadline is called when it arrives (false: the
+// deadline already passed and the connection is closing).
+func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, stopDeadline func() bool, remote string) {
 	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
 	for {
 		_, frame, err := cl.ws.Read(ctx)
@@ -194,6 +198,9 @@ func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, remote
 			if err := protocol.DecodeContents(env.Message, &req); err != nil {
 				s.answer(ctx, cl, env.Channel, err)
 				continue
+			}
+			if !stopDeadline() {
+				return
 			}
 			if admitted = s.verify(ctx, cl, req.Token, remote); !admitted {
 				return
