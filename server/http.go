@@ -13,6 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/switchboard/switchboard/web"
 )
 
 // routes wires the HTTP API.
@@ -36,6 +38,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/websockets", s.handleWebSocket)
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
+	web.Register(e) // the browser client at /
 
 	api := e.Group("", s.requireAPIKey)
 	for _, n := range []int{1, 2} {
@@ -57,8 +60,8 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 	want := []byte(s.cfg.ServerAPIKey)
 	return func(c echo.Context) error {
-		got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		scheme, got, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="switchboard"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong API key: send Authorization: Bearer <SERVER_API_KEY>")
 		}
