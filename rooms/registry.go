@@ -275,6 +275,14 @@ func (r *Registry) Subscribed(name string) bool {
 	return t.subscribed
 }
 
+// Subscriptions reports how many topics the node holds (or is taking) a
+// broker subscription for.
+func (r *Registry) Subscriptions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.topics)
+}
+
 // Count reports how many local members a topic has.
 func (r *Registry) Count(name string) int {
 	t := r.lookup(name)

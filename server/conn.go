@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
-
-	"github.com/switchboard/switchboard/protocol"
 )
 
 // Close reasons sent to clients. RFC 6455 limits a reason to 123 bytes.
@@ -37,6 +36,7 @@ type client struct {
 	log    *slog.Logger
 	queue  *sendQueue
 	writeT time.Duration
+	sent   prometheus.Counter // frames written
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when a close is requested
@@ -60,15 +60,17 @@ type client struct {
 const stuckWriteGrace = 5 * time.Second
 
 type closeRequest struct {
+	why    string // metric label: peer, slow, rate_limit, ping_timeout, shutdown, auth, too_big, write_error, unavailable
 	code   websocket.StatusCode
 	reason string
 	flush  bool // write what is queued before the close frame
 	now    bool // no close handshake: the peer is gone
 }
 
-func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.Duration, log *slog.Logger) *client {
+func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
 	writes, cancel := context.WithCancel(context.Background())
 	return &client{
+		sent:         sent,
 		writes:       writes,
 		cancelWrites: cancel,
 		id:           id,
@@ -100,7 +102,7 @@ func (c *client) Deliver(frame []byte) {
 	}
 	if !c.queue.tryPush(frame) {
 		c.log.Info("closing slow connection", "queued_bytes", c.queue.size())
-		c.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+		c.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
 	}
 }
 
@@ -113,11 +115,6 @@ func (c *client) Send(ctx context.Context, frame []byte) error {
 	default:
 	}
 	return c.queue.push(ctx, c.closing, frame)
-}
-
-// sendError answers a frame with an Error envelope.
-func (c *client) sendError(ctx context.Context, channel string, e *protocol.Error) {
-	_ = c.Send(ctx, protocol.EncodeError(channel, e))
 }
 
 // close asks the writer to close the connection; only the first request
@@ -146,7 +143,7 @@ func (c *client) writeLoop() {
 		case <-c.queue.ready:
 			if err := c.writeQueued(); err != nil {
 				c.log.Debug("write failed", "err", err)
-				c.close(closeRequest{now: true})
+				c.close(closeRequest{why: "write_error", now: true})
 				_ = c.ws.CloseNow()
 				return
 			}
@@ -197,7 +194,11 @@ func (c *client) finish() {
 func (c *client) write(frame []byte) error {
 	ctx, cancel := context.WithTimeout(c.writes, c.writeT)
 	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+		return err
+	}
+	c.sent.Inc()
+	return nil
 }
 
 // pingLoop pings the peer every interval and drops the connection when a
@@ -217,7 +218,7 @@ func (c *client) pingLoop(ctx context.Context, interval time.Duration) {
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				c.log.Info("dropping unresponsive connection", "err", err)
-				c.close(closeRequest{code: websocket.StatusGoingAway, reason: reasonPingTimeout, now: true})
+				c.close(closeRequest{why: "ping_timeout", code: websocket.StatusGoingAway, reason: reasonPingTimeout, now: true})
 				return
 			}
 		}

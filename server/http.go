@@ -49,6 +49,7 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/message", s.handleMessage)
 	api.POST("/tokens", s.handleTokens)
 	api.GET("/rooms/:room/messages", s.handleRoomMessages)
+	api.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	return e
 }
 

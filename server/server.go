@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/channels"
 	"github.com/switchboard/switchboard/config"
+	"github.com/switchboard/switchboard/metrics"
 	"github.com/switchboard/switchboard/rooms"
 )
 
@@ -36,16 +37,17 @@ type Broker interface {
 
 // Server is one Switchboard node.
 type Server struct {
-	cfg    config.Config
-	log    *slog.Logger
-	broker Broker
-	reg    *rooms.Registry
-	router *channels.Router
-	ping   *channels.Ping
-	inbox  *channels.Inbox
-	auth   authenticator // nil in open mode
-	minter *auth.Minter  // nil unless JWT_SECRET is set
-	echo   *echo.Echo
+	cfg     config.Config
+	log     *slog.Logger
+	broker  Broker
+	reg     *rooms.Registry
+	router  *channels.Router
+	ping    *channels.Ping
+	inbox   *channels.Inbox
+	metrics *metrics.Metrics
+	auth    authenticator // nil in open mode
+	minter  *auth.Minter  // nil unless JWT_SECRET is set
+	echo    *echo.Echo
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
@@ -60,11 +62,16 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, broker: b, auth: verifier, clients: make(map[*client]struct{})}
+	s := &Server{cfg: cfg, log: log, auth: verifier, clients: make(map[*client]struct{})}
 	if cfg.JWTSecret != "" {
 		s.minter = auth.NewMinter(cfg.JWTSecret)
 	}
-	s.reg = rooms.New(b, cfg.SendQueueBytes, log)
+	var reg *rooms.Registry
+	s.metrics = metrics.New(func() int { return reg.Subscriptions() })
+	b = instrument(b, s.metrics)
+	s.broker = b
+	reg = rooms.New(b, cfg.SendQueueBytes, log)
+	s.reg = reg
 	limits := channels.Limits{
 		MaxRooms:       cfg.MaxRooms,
 		MaxRoomName:    cfg.MaxRoomName,
@@ -140,7 +147,7 @@ func (s *Server) shutdown(hs *http.Server, served <-chan error) error {
 	shutErr := hs.Shutdown(deadline)
 	<-served
 	for _, c := range open {
-		c.close(closeRequest{code: websocket.StatusGoingAway, reason: reasonShutdown, flush: true})
+		c.close(closeRequest{why: "shutdown", code: websocket.StatusGoingAway, reason: reasonShutdown, flush: true})
 	}
 
 	done := make(chan struct{})
@@ -171,6 +178,8 @@ func (s *Server) track(c *client) bool {
 	}
 	s.clients[c] = struct{}{}
 	s.conns.Add(1)
+	s.metrics.Opened.Inc()
+	s.metrics.Connections.Inc()
 	return true
 }
 
@@ -178,6 +187,12 @@ func (s *Server) untrack(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
+	s.metrics.Connections.Dec()
+	why := c.closeReq.why
+	if why == "" {
+		why = "peer"
+	}
+	s.metrics.Closed.WithLabelValues(why).Inc()
 	s.conns.Done()
 }
 

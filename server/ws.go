@@ -68,7 +68,7 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // serveConn runs one connection to its end. This goroutine is the reader;
 // it owns the writer and pinger goroutines and waits for them.
 func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remote string) {
-	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.log)
+	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
 	if !s.track(cl) {
 		_ = ws.Close(websocket.StatusGoingAway, reasonShutdown)
 		return
@@ -100,7 +100,7 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 		log := cl.log // admit replaces cl.log; the timer must not race with it
 		timer := time.AfterFunc(s.cfg.AuthTimeout, func() {
 			log.Info("authentication timeout", "remote", remote)
-			cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
+			cl.close(closeRequest{why: "auth", code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
 		})
 		defer timer.Stop()
 		deadline = timer.Stop
@@ -114,7 +114,7 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 		cancelCleanup()
 	}
 	// The peer closed, or a close was requested; either way the writer ends.
-	cl.close(closeRequest{now: true})
+	cl.close(closeRequest{why: "peer", now: true})
 }
 
 // verify checks a ticket and admits the connection, or closes it with 1008
@@ -131,7 +131,7 @@ func (s *Server) verify(ctx context.Context, cl *client, token, remote string) b
 			}
 		}
 		cl.log.Info("ticket refused", "reason", reason, "err", err, "remote", remote)
-		cl.close(closeRequest{code: code, reason: reason})
+		cl.close(closeRequest{why: "auth", code: code, reason: reason})
 		return false
 	}
 	if !s.admit(ctx, cl, ident, remote) {
@@ -156,7 +156,7 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 	if err := s.router.Connect(ctx, cl); err != nil {
 		cl.log.Warn("cannot subscribe new connection", "err", err)
 		cl.user = "" // nothing to disconnect
-		cl.close(closeRequest{code: websocket.StatusTryAgainLater, reason: "server cannot subscribe you now, try again"})
+		cl.close(closeRequest{why: "unavailable", code: websocket.StatusTryAgainLater, reason: "server cannot subscribe you now, try again"})
 		return false
 	}
 	cl.log.Info("connected", "remote", remote)
@@ -172,19 +172,20 @@ func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, stopDe
 	for {
 		_, frame, err := cl.ws.Read(ctx)
 		if err != nil {
-			s.logReadEnd(cl, err)
+			s.readEnded(cl, err)
 			return
 		}
 		if ok, abusive := lim.allow(); !ok {
 			if abusive {
 				cl.log.Info("closing flooding connection")
-				cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
+				cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
 				return
 			}
-			cl.sendError(ctx, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))
+			s.answer(ctx, cl, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))
 			continue
 		}
 		env, err := protocol.Decode(frame)
+		s.countFrame(env.Channel)
 		if err != nil {
 			s.answer(ctx, cl, env.Channel, err)
 			continue
@@ -229,7 +230,7 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 	switch {
 	case errors.Is(err, rooms.ErrHoldOverflow):
 		cl.log.Info("closing slow connection during replay")
-		cl.close(closeRequest{code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+		cl.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
 		return false
 	case errors.Is(err, errConnClosing), errors.Is(err, context.Canceled):
 		return false
@@ -238,6 +239,7 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 		channel = "" // unknown channel: answer on "error"
 	}
 	perr, serverSide := channels.ClientError(err)
+	s.metrics.Errors.WithLabelValues(string(perr.Code)).Inc()
 	switch {
 	case perr.Code == protocol.CodeInternal:
 		cl.log.Error("frame failed", "channel", channel, "err", err)
@@ -246,15 +248,25 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 	default:
 		cl.log.Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
 	}
-	cl.sendError(ctx, channel, perr)
+	_ = cl.Send(ctx, protocol.EncodeError(channel, perr))
 	return true
 }
 
-// logReadEnd logs why a connection's reader stopped.
-func (s *Server) logReadEnd(cl *client, err error) {
+// countFrame counts a received frame under its channel, or "unknown".
+func (s *Server) countFrame(channel string) {
+	if channel != protocol.ChannelSession && !s.router.Known(channel) {
+		channel = "unknown"
+	}
+	s.metrics.FramesIn.WithLabelValues(channel).Inc()
+}
+
+// readEnded logs why a connection's reader stopped.
+func (s *Server) readEnded(cl *client, err error) {
 	switch status := websocket.CloseStatus(err); {
 	case errors.Is(err, websocket.ErrMessageTooBig):
+		// coder/websocket has already sent the 1009 close frame.
 		cl.log.Info("frame too large", "limit", s.cfg.MaxFrameBytes)
+		cl.close(closeRequest{why: "too_big", now: true})
 	case status != -1:
 		cl.log.Debug("peer closed", "code", int(status))
 	default:

@@ -1,0 +1,67 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/wstest"
+	"github.com/switchboard/switchboard/protocol"
+)
+
+func TestMetricsCountWhatHappened(t *testing.T) {
+	n := startNode(t, map[string]string{"MAX_FRAME_BYTES": "1024"})
+	a := wstest.Dial(t, n.WS())
+	a.Send("chat", "SubmitMessage", "counted")
+	a.Expect("chat", "NewMessageReceived")
+	a.SendRaw(`{"channel":"nope","message":{"type":"X"}}`)
+	a.ExpectError("error", protocol.CodeUnknownChannel)
+	big := wstest.Dial(t, n.WS())
+	big.SendRaw(`{"channel":"chat","message":{"type":"SubmitMessage","contents":"` + strings.Repeat("x", 2000) + `"}}`)
+	big.ExpectClose()
+
+	wants := []string{
+		"switchboard_connections 1",
+		"switchboard_connections_opened_total 2",
+		`switchboard_connections_closed_total{reason="too_big"} 1`,
+		`switchboard_frames_received_total{channel="chat"} 1`,
+		`switchboard_frames_received_total{channel="unknown"} 1`,
+		`switchboard_client_errors_total{code="unknown_channel"} 1`,
+		"switchboard_frames_sent_total 2",
+		`switchboard_broker_operation_seconds_count{op="publish_history",result="ok"} 1`,
+		"switchboard_subscriptions 3", // chat, ping and the connection's inbox
+	}
+	// The closed connection is counted once its goroutine has finished,
+	// which may be just after the client saw the close frame.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, body := n.Do(t, http.MethodGet, "/metrics", "", nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET /metrics = %d", status)
+		}
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(body, want+"\n") {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %q", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMetricsNeedTheAPIKeyWhenSet(t *testing.T) {
+	n := startNode(t, map[string]string{"SERVER_API_KEY": "k"})
+	if status, _ := n.Do(t, http.MethodGet, "/metrics", "", nil); status != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without key = %d, want 401", status)
+	}
+	if status, _ := n.Do(t, http.MethodGet, "/metrics", "", http.Header{"Authorization": {"Bearer k"}}); status != http.StatusOK {
+		t.Errorf("GET /metrics with key = %d, want 200", status)
+	}
+}
