@@ -240,7 +240,7 @@ func TestClientErrors(t *testing.T) {
 			channel: "chat-room", code: protocol.CodeTooManyRooms,
 			recover: func(t *testing.T, c *wstest.Client) {
 				c.Send("chat-room", "LeaveRoom", protocol.RoomRef{Room: "#a"})
-				expectUser(t, c, "LeftRoom", "#a", "alice")
+				c.ExpectRoomUser("LeftRoom", "#a", "alice")
 				joinRoom("#c")(t, c) // room for one more now
 			},
 		},

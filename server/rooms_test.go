@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -14,50 +13,6 @@ import (
 // quiet is how long tests wait to be sure a frame does not come.
 const quiet = 200 * time.Millisecond
 
-// join sends JoinRoom and checks the joiner's MemberList and JoinedRoom.
-func join(t *testing.T, c *wstest.Client, room, user string, wantMembers ...string) {
-	t.Helper()
-	c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: room})
-	var list protocol.MemberList
-	c.Expect("chat-room", "MemberList").Decode(t, &list)
-	if list.Room != room || !slices.Equal(list.Users, sorted(wantMembers)) {
-		t.Fatalf("MemberList = %+v, want room %q users %v", list, room, sorted(wantMembers))
-	}
-	expectUser(t, c, "JoinedRoom", room, user)
-}
-
-func expectUser(t *testing.T, c *wstest.Client, typ, room, user string) {
-	t.Helper()
-	var got protocol.RoomUser
-	c.Expect("chat-room", typ).Decode(t, &got)
-	if got.Room != room || got.User != user {
-		t.Fatalf("%s = %+v, want room %q user %q", typ, got, room, user)
-	}
-}
-
-func expectRoomMessage(t *testing.T, c *wstest.Client, room, user, text string) protocol.RoomMessage {
-	t.Helper()
-	var got protocol.RoomMessage
-	c.Expect("chat-room", "NewMessage").Decode(t, &got)
-	if got.Room != room || got.User != user || got.Message != text {
-		t.Fatalf("NewMessage = %+v, want %s/%s/%q", got, room, user, text)
-	}
-	return got
-}
-
-func sorted(s []string) []string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func say(c *wstest.Client, room, text string) {
-	c.Send("chat-room", "SendMessage", protocol.SendMessage{Room: room, Message: text})
-}
-
 // TestRoomWalkThrough follows the original prototype's README: join, member
 // list, isolation of non-members, a second joiner, leave, disconnect.
 func TestRoomWalkThrough(t *testing.T) {
@@ -66,51 +21,51 @@ func TestRoomWalkThrough(t *testing.T) {
 	b := wstest.Dial(t, n.WS()+"?user=bob")
 	c := wstest.Dial(t, n.WS()+"?user=carol")
 
-	join(t, a, "#haskell", "alice", "alice")
-	say(a, "#haskell", "Monad monoid category whatever")
-	expectRoomMessage(t, a, "#haskell", "alice", "Monad monoid category whatever")
+	a.Join("#haskell", "alice", "alice")
+	a.Say("#haskell", "Monad monoid category whatever")
+	a.ExpectRoomMessage("#haskell", "alice", "Monad monoid category whatever")
 	b.ExpectNothing(quiet)
 
-	join(t, b, "#haskell", "bob", "alice", "bob")
-	expectUser(t, a, "JoinedRoom", "#haskell", "bob")
+	b.Join("#haskell", "bob", "alice", "bob")
+	a.ExpectRoomUser("JoinedRoom", "#haskell", "bob")
 
-	say(b, "#haskell", "hi")
-	expectRoomMessage(t, a, "#haskell", "bob", "hi")
-	expectRoomMessage(t, b, "#haskell", "bob", "hi")
+	b.Say("#haskell", "hi")
+	a.ExpectRoomMessage("#haskell", "bob", "hi")
+	b.ExpectRoomMessage("#haskell", "bob", "hi")
 
-	join(t, c, "#haskell", "carol", "alice", "bob", "carol")
-	expectUser(t, a, "JoinedRoom", "#haskell", "carol")
-	expectUser(t, b, "JoinedRoom", "#haskell", "carol")
+	c.Join("#haskell", "carol", "alice", "bob", "carol")
+	a.ExpectRoomUser("JoinedRoom", "#haskell", "carol")
+	b.ExpectRoomUser("JoinedRoom", "#haskell", "carol")
 
 	a.Send("chat-room", "LeaveRoom", protocol.RoomRef{Room: "#haskell"})
-	expectUser(t, a, "LeftRoom", "#haskell", "alice") // the leaver's acknowledgement
-	expectUser(t, b, "LeftRoom", "#haskell", "alice")
-	expectUser(t, c, "LeftRoom", "#haskell", "alice")
+	a.ExpectRoomUser("LeftRoom", "#haskell", "alice") // the leaver's acknowledgement
+	b.ExpectRoomUser("LeftRoom", "#haskell", "alice")
+	c.ExpectRoomUser("LeftRoom", "#haskell", "alice")
 
-	say(b, "#haskell", "alice is gone")
-	expectRoomMessage(t, b, "#haskell", "bob", "alice is gone")
-	expectRoomMessage(t, c, "#haskell", "bob", "alice is gone")
+	b.Say("#haskell", "alice is gone")
+	b.ExpectRoomMessage("#haskell", "bob", "alice is gone")
+	c.ExpectRoomMessage("#haskell", "bob", "alice is gone")
 	a.ExpectNothing(quiet)
 
 	b.Close() // a disconnect leaves every room
-	expectUser(t, c, "LeftRoom", "#haskell", "bob")
-	join(t, a, "#haskell", "alice", "alice", "carol")
-	expectUser(t, c, "JoinedRoom", "#haskell", "alice")
+	c.ExpectRoomUser("LeftRoom", "#haskell", "bob")
+	a.Join("#haskell", "alice", "alice", "carol")
+	c.ExpectRoomUser("JoinedRoom", "#haskell", "alice")
 }
 
 func TestJoiningTwiceIsIdempotent(t *testing.T) {
 	n := startNode(t, nil)
 	a := wstest.Dial(t, n.WS()+"?user=alice")
 	b := wstest.Dial(t, n.WS()+"?user=bob")
-	join(t, a, "#r", "alice", "alice")
-	join(t, b, "#r", "bob", "alice", "bob")
-	expectUser(t, a, "JoinedRoom", "#r", "bob")
+	a.Join("#r", "alice", "alice")
+	b.Join("#r", "bob", "alice", "bob")
+	a.ExpectRoomUser("JoinedRoom", "#r", "bob")
 
-	join(t, b, "#r", "bob", "alice", "bob") // again: same answer to bob…
+	b.Join("#r", "bob", "alice", "bob") // again: same answer to bob…
 	a.ExpectNothing(quiet)                  // …and nobody else is told
 
-	say(a, "#r", "once")
-	expectRoomMessage(t, b, "#r", "alice", "once")
+	a.Say("#r", "once")
+	b.ExpectRoomMessage("#r", "alice", "once")
 	b.ExpectNothing(quiet) // one membership, one copy
 }
 
@@ -119,35 +74,35 @@ func TestJoiningTwiceIsIdempotent(t *testing.T) {
 func TestTabsOfOneUser(t *testing.T) {
 	n := startNode(t, nil)
 	watcher := wstest.Dial(t, n.WS()+"?user=watcher")
-	join(t, watcher, "#r", "watcher", "watcher")
+	watcher.Join("#r", "watcher", "watcher")
 
 	tab1 := wstest.Dial(t, n.WS()+"?user=alice")
 	tab2 := wstest.Dial(t, n.WS()+"?user=alice")
-	join(t, tab1, "#r", "alice", "alice", "watcher")
-	expectUser(t, watcher, "JoinedRoom", "#r", "alice")
-	join(t, tab2, "#r", "alice", "alice", "watcher")
+	tab1.Join("#r", "alice", "alice", "watcher")
+	watcher.ExpectRoomUser("JoinedRoom", "#r", "alice")
+	tab2.Join("#r", "alice", "alice", "watcher")
 	watcher.ExpectNothing(quiet)
 	tab1.ExpectNothing(quiet)
 
-	say(watcher, "#r", "both tabs")
+	watcher.Say("#r", "both tabs")
 	for _, c := range []*wstest.Client{watcher, tab1, tab2} {
-		expectRoomMessage(t, c, "#r", "watcher", "both tabs")
+		c.ExpectRoomMessage("#r", "watcher", "both tabs")
 	}
 
 	tab1.Close()
 	watcher.ExpectNothing(quiet)
 	tab2.Close()
-	expectUser(t, watcher, "LeftRoom", "#r", "alice")
+	watcher.ExpectRoomUser("LeftRoom", "#r", "alice")
 }
 
 func TestRoomsAreIsolated(t *testing.T) {
 	n := startNode(t, nil)
 	a := wstest.Dial(t, n.WS()+"?user=a")
 	b := wstest.Dial(t, n.WS()+"?user=b")
-	join(t, a, "#one", "a", "a")
-	join(t, b, "#two", "b", "b")
-	say(a, "#one", "for one")
-	expectRoomMessage(t, a, "#one", "a", "for one")
+	a.Join("#one", "a", "a")
+	b.Join("#two", "b", "b")
+	a.Say("#one", "for one")
+	a.ExpectRoomMessage("#one", "a", "for one")
 	b.ExpectNothing(quiet)
 }
 
@@ -155,16 +110,16 @@ func TestMessagesFromOneClientKeepTheirOrder(t *testing.T) {
 	n := startNode(t, map[string]string{"RATE_LIMIT": "10000", "RATE_BURST": "10000"})
 	a := wstest.Dial(t, n.WS()+"?user=a")
 	b := wstest.Dial(t, n.WS()+"?user=b")
-	join(t, a, "#o", "a", "a")
-	join(t, b, "#o", "b", "a", "b")
-	expectUser(t, a, "JoinedRoom", "#o", "b")
+	a.Join("#o", "a", "a")
+	b.Join("#o", "b", "a", "b")
+	a.ExpectRoomUser("JoinedRoom", "#o", "b")
 	const count = 500
 	for i := range count {
-		say(a, "#o", strconv.Itoa(i))
+		a.Say("#o", strconv.Itoa(i))
 	}
 	prev := ""
 	for i := range count {
-		m := expectRoomMessage(t, b, "#o", "a", strconv.Itoa(i))
+		m := b.ExpectRoomMessage("#o", "a", strconv.Itoa(i))
 		if prev != "" && broker.CompareIDs(m.ID, prev) <= 0 {
 			t.Fatalf("id %s after %s", m.ID, prev)
 		}
