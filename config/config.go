@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -208,6 +209,14 @@ func (c Config) validate() error {
 	}
 	if c.TokenTTL > c.TokenMaxTTL {
 		errs = append(errs, errors.New("TOKEN_TTL must not exceed TOKEN_MAX_TTL"))
+	}
+	if c.SendQueueBytes < 2*int(c.MaxFrameBytes) {
+		errs = append(errs, errors.New("SEND_QUEUE_BYTES must be at least twice MAX_FRAME_BYTES: otherwise one large broadcast would close a client that has anything queued"))
+	}
+	for _, pattern := range c.AllowedOrigins {
+		if _, err := path.Match(pattern, "example.com"); err != nil {
+			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not a valid pattern (path.Match syntax, e.g. *.example.com)", pattern))
+		}
 	}
 	if c.HistoryPage > c.HistoryMaxPage {
 		errs = append(errs, errors.New("HISTORY_PAGE must not exceed HISTORY_MAX_PAGE"))

@@ -100,3 +100,50 @@ func TestAuthDefaults(t *testing.T) {
 		t.Errorf("flags not applied: %+v", cfg)
 	}
 }
+
+func TestCrossSettingValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // substring of the error; empty: valid
+	}{
+		{"defaults", nil, ""},
+		{"queue smaller than two frames", map[string]string{"MAX_FRAME_BYTES": "65536", "SEND_QUEUE_BYTES": "100000"}, "SEND_QUEUE_BYTES"},
+		{"queue of exactly two frames", map[string]string{"MAX_FRAME_BYTES": "4096", "SEND_QUEUE_BYTES": "8192"}, ""},
+		{"bad origin pattern", map[string]string{"ALLOWED_ORIGINS": "app.example.com,[bad"}, `"[bad" is not a valid pattern`},
+		{"good origin patterns", map[string]string{"ALLOWED_ORIGINS": "app.example.com, *.example.org ,https://x.example.net"}, ""},
+		{"both redis settings", map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_CLUSTER_ADDRS": "127.0.0.1:7000"}, "not both"},
+		{"redis url scheme", map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL must look like"},
+		{"prefix with a brace", map[string]string{"REDIS_PREFIX": "a{b}"}, "REDIS_PREFIX"},
+		{"history page over the max", map[string]string{"HISTORY_PAGE": "600"}, "HISTORY_PAGE"},
+		{"port out of range", map[string]string{"PORT": "70000"}, "PORT (-port)"},
+		{"milliseconds duration", map[string]string{"WS_TIMEOUT": "30000"}, ""},
+		{"bad duration", map[string]string{"WS_TIMEOUT": "soon"}, "not a duration"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(nil, func(k string) string { return tc.env[k] }, io.Discard)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	c, err := Load([]string{"-port", "9001", "-history-size", "0"}, func(k string) string {
+		return map[string]string{"PORT": "9000", "HISTORY_SIZE": "5"}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9001 || c.HistorySize != 0 {
+		t.Errorf("port %d history %d, want the flags' 9001 and 0", c.Port, c.HistorySize)
+	}
+	if _, err := Load([]string{"-no-such-flag"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Errorf("unknown flag accepted")
+	}
+}

@@ -112,8 +112,8 @@ func TestLoadBalancerProxiesWebSockets(t *testing.T) {
 	lb := "http://" + lbAddr
 	waitHTTP(t, lb+"/healthz", &stderr)
 
-	a := wstest.Dial(t, wstest.WSURL(lb))
-	b := wstest.Dial(t, wstest.WSURL(lb))
+	a := wstest.Open(t, wstest.WSURL(lb))
+	b := wstest.Open(t, wstest.WSURL(lb))
 	if n1.Server.Connections() != 1 || n2.Server.Connections() != 1 {
 		t.Fatalf("connections per node: %d and %d, want one each", n1.Server.Connections(), n2.Server.Connections())
 	}

@@ -25,8 +25,8 @@ func TestResumeAfterDrop(t *testing.T) {
 	for _, back := range []int{1, 0} {
 		t.Run("reconnect to node "+"AB"[back:back+1], func(t *testing.T) {
 			ns := d.nodes(t, 2, fast)
-			alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-			bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+			alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+			bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 			alice.Join("#resume", "alice", "alice")
 			bob.Join("#resume", "bob", "alice", "bob")
 			alice.ExpectRoomUser("JoinedRoom", "#resume", "bob")
@@ -42,7 +42,7 @@ func TestResumeAfterDrop(t *testing.T) {
 				sent = append(sent, alice.ExpectRoomMessage("#resume", "alice", strconv.Itoa(i)).ID)
 			}
 
-			bob = wstest.Dial(t, ns[back].WS()+"?user=bob")
+			bob = wstest.Open(t, ns[back].WS()+"?user=bob")
 			joined := bob.JoinSince("#resume", last, "bob", "alice", "bob")
 			if joined.Recovered == nil || !*joined.Recovered {
 				t.Fatalf("JoinedRoom.recovered = %v, want true", joined.Recovered)
@@ -66,8 +66,8 @@ func TestResumeAfterDrop(t *testing.T) {
 func TestResumeWhileTrafficContinues(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 2, fast)
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 	alice.Join("#busy", "alice", "alice")
 	bob.Join("#busy", "bob", "alice", "bob")
 	alice.ExpectRoomUser("JoinedRoom", "#busy", "bob")
@@ -85,7 +85,7 @@ func TestResumeWhileTrafficContinues(t *testing.T) {
 		last = bob.ExpectRoomMessage("#busy", "alice", strconv.Itoa(i)).ID
 	}
 	bob.Close()
-	bob = wstest.Dial(t, ns[1].WS()+"?user=bob")
+	bob = wstest.Open(t, ns[1].WS()+"?user=bob")
 	joined := bob.JoinSince("#busy", last, "bob", "alice", "bob")
 	if joined.Recovered == nil || !*joined.Recovered {
 		t.Fatalf("recovered = %v", joined.Recovered)
@@ -110,8 +110,8 @@ func TestResumeAfterNodeCrash(t *testing.T) {
 	victim := testnode.StartProcess(t, binary, env)
 	survivor := testnode.StartRedis(t, testnode.Config(t, env))
 
-	alice := wstest.Dial(t, survivor.WS()+"?user=alice")
-	bob := wstest.Dial(t, victim.WS()+"?user=bob")
+	alice := wstest.Open(t, survivor.WS()+"?user=alice")
+	bob := wstest.Open(t, victim.WS()+"?user=bob")
 	alice.Join("#k", "alice", "alice")
 	bob.Join("#k", "bob", "alice", "bob")
 	alice.ExpectRoomUser("JoinedRoom", "#k", "bob")
@@ -124,7 +124,7 @@ func TestResumeAfterNodeCrash(t *testing.T) {
 		alice.Say("#k", strconv.Itoa(i))
 		alice.WaitFor("chat-room", "NewMessage")
 	}
-	bob = wstest.Dial(t, survivor.WS()+"?user=bob")
+	bob = wstest.Open(t, survivor.WS()+"?user=bob")
 	// bob's presence from the dead node may linger until PRESENCE_TTL.
 	bob.Send("chat-room", "JoinRoom", protocol.JoinRoom{Room: "#k", Since: last})
 	bob.Expect("chat-room", "MemberList")
@@ -144,10 +144,10 @@ func TestResumeAfterNodeCrash(t *testing.T) {
 func TestOneOrderPerRoomAcrossNodes(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 2, fast)
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	carol := wstest.Dial(t, ns[1].WS()+"?user=carol")
-	watchA := wstest.Dial(t, ns[0].WS()+"?user=wa")
-	watchB := wstest.Dial(t, ns[1].WS()+"?user=wb")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+	carol := wstest.Open(t, ns[1].WS()+"?user=carol")
+	watchA := wstest.Open(t, ns[0].WS()+"?user=wa")
+	watchB := wstest.Open(t, ns[1].WS()+"?user=wb")
 	alice.Join("#o", "alice", "alice")
 	carol.Join("#o", "carol", "alice", "carol")
 	watchA.Join("#o", "wa", "alice", "carol", "wa")
@@ -186,7 +186,7 @@ func TestOneOrderPerRoomAcrossNodes(t *testing.T) {
 func TestTrimmedHistoryIsReportedAsAGap(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 1, map[string]string{"HISTORY_SIZE": "10", "RATE_LIMIT": "10000", "RATE_BURST": "10000"})
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
 	alice.Join("#t", "alice", "alice")
 	alice.Say("#t", "first")
 	first := alice.ExpectRoomMessage("#t", "alice", "first").ID
@@ -198,7 +198,7 @@ func TestTrimmedHistoryIsReportedAsAGap(t *testing.T) {
 		alice.ExpectRoomMessage("#t", "alice", strconv.Itoa(i))
 	}
 
-	late := wstest.Dial(t, ns[0].WS()+"?user=late")
+	late := wstest.Open(t, ns[0].WS()+"?user=late")
 	joined := late.JoinSince("#t", first, "late", "alice", "late")
 	if joined.Recovered == nil || *joined.Recovered {
 		t.Fatalf("recovered = %v, want false", joined.Recovered)
@@ -226,7 +226,7 @@ func TestTrimmedHistoryIsReportedAsAGap(t *testing.T) {
 func TestHistoryPaging(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 1, fast)
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
 	alice.Join("#p", "alice", "alice")
 	var want []string
 	for i := range 35 {
@@ -292,12 +292,12 @@ func TestHistoryPaging(t *testing.T) {
 func TestChatHistory(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 2, fast)
-	a := wstest.Dial(t, ns[0].WS())
+	a := wstest.Open(t, ns[0].WS())
 	for i := range 3 {
 		a.Send("chat", "SubmitMessage", strconv.Itoa(i))
 		a.Expect("chat", "NewMessageReceived")
 	}
-	b := wstest.Dial(t, ns[1].WS())
+	b := wstest.Open(t, ns[1].WS())
 	b.Send("chat", "GetHistory", protocol.GetHistory{Limit: 2})
 	var h protocol.History
 	b.WaitFor("chat", "History").Decode(t, &h) // a late chat message may come first

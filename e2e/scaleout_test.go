@@ -115,7 +115,7 @@ func TestScaleOut(t *testing.T) {
 
 func testChatAcrossNodes(t *testing.T, d deployment) {
 	ns := d.nodes(t, 2, nil)
-	a, b := wstest.Dial(t, ns[0].WS()), wstest.Dial(t, ns[1].WS())
+	a, b := wstest.Open(t, ns[0].WS()), wstest.Open(t, ns[1].WS())
 	a.Send("chat", "SubmitMessage", "Hello World")
 	for _, c := range []*wstest.Client{a, b} {
 		var m protocol.ChatMessage
@@ -128,7 +128,7 @@ func testChatAcrossNodes(t *testing.T, d deployment) {
 
 func testPingAcrossNodes(t *testing.T, d deployment) {
 	ns := d.nodes(t, 3, nil)
-	clients := []*wstest.Client{wstest.Dial(t, ns[0].WS()), wstest.Dial(t, ns[1].WS()), wstest.Dial(t, ns[2].WS())}
+	clients := []*wstest.Client{wstest.Open(t, ns[0].WS()), wstest.Open(t, ns[1].WS()), wstest.Open(t, ns[2].WS())}
 	for i, n := range ns {
 		path := "/ping" + strconv.Itoa(1+i%2)
 		if status, body := n.Do(t, http.MethodGet, path, "", nil); status != http.StatusOK {
@@ -148,9 +148,9 @@ func testRoomsAcrossNodes(t *testing.T, d deployment) {
 	ns := d.nodes(t, 2, nil)
 	prefix := ns[0].Server.Config().RedisPrefix
 	subs := func() int64 { return d.subscribers(t, prefix, "room:#haskell") }
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
-	carol := wstest.Dial(t, ns[0].WS()+"?user=carol")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
+	carol := wstest.Open(t, ns[0].WS()+"?user=carol")
 
 	alice.Join("#haskell", "alice", "alice")
 	if got := subs(); got != 1 {
@@ -199,8 +199,8 @@ func testRoomsAcrossNodes(t *testing.T, d deployment) {
 // message sent right after the acknowledgement always arrives.
 func testJoinSeesNextMessage(t *testing.T, d deployment) {
 	ns := d.nodes(t, 2, map[string]string{"RATE_LIMIT": "1000", "RATE_BURST": "1000"})
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 	for i := range 25 {
 		room := "#race-" + strconv.Itoa(i)
 		alice.Join(room, "alice", "alice")
@@ -214,8 +214,8 @@ func testJoinSeesNextMessage(t *testing.T, d deployment) {
 
 func testOrderAcrossNodes(t *testing.T, d deployment) {
 	ns := d.nodes(t, 2, map[string]string{"RATE_LIMIT": "10000", "RATE_BURST": "10000"})
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 	alice.Join("#order", "alice", "alice")
 	bob.Join("#order", "bob", "alice", "bob")
 	alice.ExpectRoomUser("JoinedRoom", "#order", "bob")
@@ -233,9 +233,9 @@ func testOrderAcrossNodes(t *testing.T, d deployment) {
 func TestMemberListsAcrossNodes(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 2, nil)
-	a1 := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	a2 := wstest.Dial(t, ns[1].WS()+"?user=alice")
-	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	a1 := wstest.Open(t, ns[0].WS()+"?user=alice")
+	a2 := wstest.Open(t, ns[1].WS()+"?user=alice")
+	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 	a1.Join("#m", "alice", "alice")
 	a2.Join("#m", "alice", "alice") // a second tab, on another node: no new member
 	a1.ExpectNothing(quiet)
@@ -246,7 +246,7 @@ func TestMemberListsAcrossNodes(t *testing.T) {
 	bob.ExpectNothing(quiet) // alice still has a tab in the room
 	a2.Close()
 	bob.ExpectRoomUser("LeftRoom", "#m", "alice")
-	late := wstest.Dial(t, ns[0].WS()+"?user=carol")
+	late := wstest.Open(t, ns[0].WS()+"?user=carol")
 	late.Join("#m", "carol", "bob", "carol")
 }
 
@@ -260,9 +260,9 @@ func TestCrashedNodeMembersExpire(t *testing.T) {
 	victim := testnode.StartProcess(t, binary, env)
 	survivor := testnode.StartRedis(t, testnode.Config(t, env))
 
-	ghost := wstest.Dial(t, victim.WS()+"?user=ghost")
+	ghost := wstest.Open(t, victim.WS()+"?user=ghost")
 	ghost.Join("#c", "ghost", "ghost")
-	alive := wstest.Dial(t, survivor.WS()+"?user=alive")
+	alive := wstest.Open(t, survivor.WS()+"?user=alive")
 	alive.Join("#c", "alive", "alive", "ghost")
 	ghost.ExpectRoomUser("JoinedRoom", "#c", "alive")
 	if got := d.subscribers(t, prefix, "room:#c"); got != 2 {
@@ -273,7 +273,7 @@ func TestCrashedNodeMembersExpire(t *testing.T) {
 	victim.Kill()
 	eventually(t, "the crashed node's subscription is gone", func() bool { return d.subscribers(t, prefix, "room:#c") == 1 })
 	eventually(t, "the crashed node's member expires", func() bool {
-		c := wstest.Dial(t, survivor.WS()+"?user=probe")
+		c := wstest.Open(t, survivor.WS()+"?user=probe")
 		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#c"})
 		var list protocol.MemberList
 		c.Expect("chat-room", "MemberList").Decode(t, &list)
@@ -292,8 +292,8 @@ func TestCrashedNodeMembersExpire(t *testing.T) {
 func TestRedisRestartUnderLoad(t *testing.T) {
 	d, srv := singleRedis(t)
 	ns := d.nodes(t, 2, map[string]string{"PRESENCE_TTL": "3s", "OP_TIMEOUT": "1s"})
-	alice := wstest.Dial(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Dial(t, ns[1].WS()+"?user=bob")
+	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
+	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 	alice.Join("#r", "alice", "alice")
 	bob.Join("#r", "bob", "alice", "bob")
 	alice.ExpectRoomUser("JoinedRoom", "#r", "bob")
@@ -324,7 +324,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	alice.WaitFor("chat", "NewMessageReceived")
 	// Presence lost with Redis's memory comes back with the next heartbeat.
 	eventually(t, "presence restored", func() bool {
-		c := wstest.Dial(t, ns[0].WS()+"?user=probe")
+		c := wstest.Open(t, ns[0].WS()+"?user=probe")
 		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#r"})
 		var list protocol.MemberList
 		c.Expect("chat-room", "MemberList").Decode(t, &list)
@@ -350,7 +350,7 @@ func TestNodeStartsWithoutRedis(t *testing.T) {
 		status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
 		return status == http.StatusOK
 	})
-	c := wstest.Dial(t, n.WS())
+	c := wstest.Open(t, n.WS())
 	c.Send("chat", "SubmitMessage", "hello")
 	c.Expect("chat", "NewMessageReceived")
 }

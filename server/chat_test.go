@@ -17,7 +17,7 @@ func startNode(t *testing.T, env map[string]string) *testnode.Node {
 
 func TestChatReachesEveryClientIncludingSender(t *testing.T) {
 	n := startNode(t, nil)
-	a, b := wstest.Dial(t, n.WS()), wstest.Dial(t, n.WS())
+	a, b := wstest.Open(t, n.WS()), wstest.Open(t, n.WS())
 
 	a.SendRaw(`{"channel":"chat","message":{"type":"SubmitMessage","contents":"Hello World"}}`)
 	for _, c := range []*wstest.Client{a, b} {
@@ -38,7 +38,7 @@ func TestChatReachesEveryClientIncludingSender(t *testing.T) {
 
 func TestPingRoutesReachEveryClient(t *testing.T) {
 	n := startNode(t, nil)
-	a, b := wstest.Dial(t, n.WS()), wstest.Dial(t, n.WS())
+	a, b := wstest.Open(t, n.WS()), wstest.Open(t, n.WS())
 	for _, tc := range []struct {
 		method, path string
 		want         int
@@ -72,7 +72,7 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func TestBinaryFramesAreReadAsTextAndAnsweredInText(t *testing.T) {
 	n := startNode(t, nil)
-	c := wstest.Dial(t, n.WS())
+	c := wstest.Open(t, n.WS())
 	c.SendBytes(2 /* websocket.MessageBinary */, []byte(`{"channel":"chat","message":{"type":"SubmitMessage","contents":"bin"}}`))
 	var got protocol.ChatMessage
 	c.Expect("chat", "NewMessageReceived").Decode(t, &got)
@@ -83,7 +83,7 @@ func TestBinaryFramesAreReadAsTextAndAnsweredInText(t *testing.T) {
 
 func TestNamedUserInOpenMode(t *testing.T) {
 	n := startNode(t, nil)
-	c := wstest.Dial(t, n.WS()+"?user=alice")
+	c := wstest.Open(t, n.WS()+"?user=alice")
 	c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#r"})
 	var list protocol.MemberList
 	c.Expect("chat-room", "MemberList").Decode(t, &list)

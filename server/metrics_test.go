@@ -12,12 +12,12 @@ import (
 
 func TestMetricsCountWhatHappened(t *testing.T) {
 	n := startNode(t, map[string]string{"MAX_FRAME_BYTES": "1024"})
-	a := wstest.Dial(t, n.WS())
+	a := wstest.Open(t, n.WS())
 	a.Send("chat", "SubmitMessage", "counted")
 	a.Expect("chat", "NewMessageReceived")
 	a.SendRaw(`{"channel":"nope","message":{"type":"X"}}`)
 	a.ExpectError("error", protocol.CodeUnknownChannel)
-	big := wstest.Dial(t, n.WS())
+	big := wstest.Open(t, n.WS())
 	big.SendRaw(`{"channel":"chat","message":{"type":"SubmitMessage","contents":"` + strings.Repeat("x", 2000) + `"}}`)
 	big.ExpectClose()
 
@@ -28,7 +28,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		`switchboard_frames_received_total{channel="chat"} 1`,
 		`switchboard_frames_received_total{channel="unknown"} 1`,
 		`switchboard_client_errors_total{code="unknown_channel"} 1`,
-		"switchboard_frames_sent_total 2",
+		"switchboard_frames_sent_total 4", // two greetings, the chat message, the error
 		`switchboard_broker_operation_seconds_count{op="publish_history",result="ok"} 1`,
 		"switchboard_subscriptions 3", // chat, ping and the connection's inbox
 	}

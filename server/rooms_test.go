@@ -17,9 +17,9 @@ const quiet = 200 * time.Millisecond
 // list, isolation of non-members, a second joiner, leave, disconnect.
 func TestRoomWalkThrough(t *testing.T) {
 	n := startNode(t, nil)
-	a := wstest.Dial(t, n.WS()+"?user=alice")
-	b := wstest.Dial(t, n.WS()+"?user=bob")
-	c := wstest.Dial(t, n.WS()+"?user=carol")
+	a := wstest.Open(t, n.WS()+"?user=alice")
+	b := wstest.Open(t, n.WS()+"?user=bob")
+	c := wstest.Open(t, n.WS()+"?user=carol")
 
 	a.Join("#haskell", "alice", "alice")
 	a.Say("#haskell", "Monad monoid category whatever")
@@ -55,14 +55,14 @@ func TestRoomWalkThrough(t *testing.T) {
 
 func TestJoiningTwiceIsIdempotent(t *testing.T) {
 	n := startNode(t, nil)
-	a := wstest.Dial(t, n.WS()+"?user=alice")
-	b := wstest.Dial(t, n.WS()+"?user=bob")
+	a := wstest.Open(t, n.WS()+"?user=alice")
+	b := wstest.Open(t, n.WS()+"?user=bob")
 	a.Join("#r", "alice", "alice")
 	b.Join("#r", "bob", "alice", "bob")
 	a.ExpectRoomUser("JoinedRoom", "#r", "bob")
 
 	b.Join("#r", "bob", "alice", "bob") // again: same answer to bob…
-	a.ExpectNothing(quiet)                  // …and nobody else is told
+	a.ExpectNothing(quiet)              // …and nobody else is told
 
 	a.Say("#r", "once")
 	b.ExpectRoomMessage("#r", "alice", "once")
@@ -73,11 +73,11 @@ func TestJoiningTwiceIsIdempotent(t *testing.T) {
 // first connection's join and the last one's leave are announced.
 func TestTabsOfOneUser(t *testing.T) {
 	n := startNode(t, nil)
-	watcher := wstest.Dial(t, n.WS()+"?user=watcher")
+	watcher := wstest.Open(t, n.WS()+"?user=watcher")
 	watcher.Join("#r", "watcher", "watcher")
 
-	tab1 := wstest.Dial(t, n.WS()+"?user=alice")
-	tab2 := wstest.Dial(t, n.WS()+"?user=alice")
+	tab1 := wstest.Open(t, n.WS()+"?user=alice")
+	tab2 := wstest.Open(t, n.WS()+"?user=alice")
 	tab1.Join("#r", "alice", "alice", "watcher")
 	watcher.ExpectRoomUser("JoinedRoom", "#r", "alice")
 	tab2.Join("#r", "alice", "alice", "watcher")
@@ -97,8 +97,8 @@ func TestTabsOfOneUser(t *testing.T) {
 
 func TestRoomsAreIsolated(t *testing.T) {
 	n := startNode(t, nil)
-	a := wstest.Dial(t, n.WS()+"?user=a")
-	b := wstest.Dial(t, n.WS()+"?user=b")
+	a := wstest.Open(t, n.WS()+"?user=a")
+	b := wstest.Open(t, n.WS()+"?user=b")
 	a.Join("#one", "a", "a")
 	b.Join("#two", "b", "b")
 	a.Say("#one", "for one")
@@ -108,8 +108,8 @@ func TestRoomsAreIsolated(t *testing.T) {
 
 func TestMessagesFromOneClientKeepTheirOrder(t *testing.T) {
 	n := startNode(t, map[string]string{"RATE_LIMIT": "10000", "RATE_BURST": "10000"})
-	a := wstest.Dial(t, n.WS()+"?user=a")
-	b := wstest.Dial(t, n.WS()+"?user=b")
+	a := wstest.Open(t, n.WS()+"?user=a")
+	b := wstest.Open(t, n.WS()+"?user=b")
 	a.Join("#o", "a", "a")
 	b.Join("#o", "b", "a", "b")
 	a.ExpectRoomUser("JoinedRoom", "#o", "b")

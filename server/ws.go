@@ -134,16 +134,12 @@ func (s *Server) verify(ctx context.Context, cl *client, token, remote string) b
 		cl.close(closeRequest{why: "auth", code: code, reason: reason})
 		return false
 	}
-	if !s.admit(ctx, cl, ident, remote) {
-		return false
-	}
-	_ = cl.Send(ctx, protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
-		protocol.Authenticated{User: cl.user, Connection: cl.id}))
-	return true
+	return s.admit(ctx, cl, ident, remote)
 }
 
-// admit gives the connection its identity and subscribes it to its
-// channels.
+// admit gives the connection its identity, subscribes it to its channels
+// and tells the client who it is with session/Authenticated (in open mode
+// too): from that frame on, the client receives every broadcast.
 func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, remote string) bool {
 	cl.user = ident.User
 	if ident.Rooms != nil {
@@ -160,6 +156,8 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 		return false
 	}
 	cl.log.Info("connected", "remote", remote)
+	_ = cl.Send(ctx, protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
+		protocol.Authenticated{User: cl.user, Connection: cl.id}))
 	return true
 }
 

@@ -439,7 +439,7 @@ func (p *page) sayInRoom(room, text string) {
 // it (subscribed it to chat), which Dial alone does not promise.
 func dialSynced(t *testing.T, url string) *wstest.Client {
 	t.Helper()
-	c := wstest.Dial(t, url)
+	c := wstest.Open(t, url)
 	c.Send(protocol.ChannelChat, protocol.TypeGetHistory, protocol.GetHistory{})
 	c.WaitFor(protocol.ChannelChat, protocol.TypeHistory)
 	return c

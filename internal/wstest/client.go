@@ -61,6 +61,24 @@ func Dial(t testing.TB, url string) *Client {
 	return c
 }
 
+// Connect dials like Dial and waits for the server's session/Authenticated
+// greeting, after which the connection receives every broadcast. It
+// returns the client and the greeting (the connection's user and id).
+func Connect(t testing.TB, url string) (*Client, protocol.Authenticated) {
+	t.Helper()
+	c := Dial(t, url)
+	var hello protocol.Authenticated
+	c.Expect(protocol.ChannelSession, protocol.TypeAuthenticated).Decode(t, &hello)
+	return c, hello
+}
+
+// Open is Connect for tests that need only the client.
+func Open(t testing.TB, url string) *Client {
+	t.Helper()
+	c, _ := Connect(t, url)
+	return c
+}
+
 // DialErr connects like Dial with optional headers, returning the error
 // and the HTTP response instead of failing.
 func DialErr(t testing.TB, url string, header http.Header) (*Client, *http.Response, error) {

@@ -94,7 +94,9 @@
   function onOpen() {
     outbox.tokens = SEND_BURST; // the server's limiter is per connection
     if (!conn.settings.ticket) {
-      established();
+      // Open mode: the server greets every connection with Authenticated
+      // once it is subscribed; resuming before that could miss messages.
+      setPhase('authenticating');
       return;
     }
     // The ticket goes in the first frame rather than the URL so that it
@@ -277,9 +279,12 @@
   }
 
   function onAuthenticated(a) {
-    // Another user behind the new ticket must not inherit our rooms.
-    if (me.ticketUser && me.ticketUser !== a.user) forgetConversation();
-    me.ticketUser = a.user;
+    if (conn.settings.ticket) {
+      // Another user behind the new ticket must not inherit our rooms.
+      if (me.ticketUser && me.ticketUser !== a.user) forgetConversation();
+      me.ticketUser = a.user;
+    }
+    // Anonymous connections learn their generated user id here.
     setSelf(a.user);
     if (conn.phase === 'authenticating') established();
   }
