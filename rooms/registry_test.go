@@ -1,0 +1,260 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/protocol"
+)
+
+// countingBroker records subscription calls; failNext makes the next
+// Subscribe fail. The registry's only dependency is this small interface,
+// so its bookkeeping is tested here against a recorder; the real brokers
+// are exercised end to end in package e2e.
+type countingBroker struct {
+	mu          sync.Mutex
+	subscribed  map[string]bool
+	subscribes  int
+	unsubscribe int
+	failNext    bool
+}
+
+func (b *countingBroker) Subscribe(_ context.Context, topic string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failNext {
+		b.failNext = false
+		return errors.New("redis down")
+	}
+	if b.subscribed[topic] {
+		panic("double subscribe of " + topic)
+	}
+	b.subscribed[topic] = true
+	b.subscribes++
+	return nil
+}
+
+func (b *countingBroker) Unsubscribe(_ context.Context, topic string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.subscribed[topic] {
+		panic("unsubscribe of " + topic + " without a subscription")
+	}
+	delete(b.subscribed, topic)
+	b.unsubscribe++
+	return nil
+}
+
+func (b *countingBroker) isSubscribed(topic string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.subscribed[topic]
+}
+
+// recorder is a member that records the frames delivered to it.
+type recorder struct {
+	id     string
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (m *recorder) ID() string { return m.id }
+func (m *recorder) Deliver(f []byte) {
+	m.mu.Lock()
+	m.frames = append(m.frames, f)
+	m.mu.Unlock()
+}
+func (m *recorder) texts() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, f := range m.frames {
+		out = append(out, string(f))
+	}
+	return out
+}
+
+func newRegistry(holdBytes int) (*Registry, *countingBroker) {
+	b := &countingBroker{subscribed: make(map[string]bool)}
+	return New(b, holdBytes, slog.New(slog.DiscardHandler)), b
+}
+
+var ctx = context.Background()
+
+func TestReferenceCounting(t *testing.T) {
+	r, b := newRegistry(1 << 20)
+	a, c := &recorder{id: "a"}, &recorder{id: "c"}
+	steps := []struct {
+		do         func() (bool, error)
+		want       bool
+		subscribed bool
+		calls      [2]int // subscribes, unsubscribes so far
+	}{
+		{func() (bool, error) { return r.Join(ctx, "room:x", a, false) }, true, true, [2]int{1, 0}},
+		{func() (bool, error) { return r.Join(ctx, "room:x", a, false) }, false, true, [2]int{1, 0}}, // already a member
+		{func() (bool, error) { return r.Join(ctx, "room:x", c, false) }, true, true, [2]int{1, 0}}, // second member, same subscription
+		{func() (bool, error) { return r.Leave(ctx, "room:x", "a") }, true, true, [2]int{1, 0}},
+		{func() (bool, error) { return r.Leave(ctx, "room:x", "a") }, false, true, [2]int{1, 0}}, // not a member any more
+		{func() (bool, error) { return r.Leave(ctx, "room:x", "c") }, true, false, [2]int{1, 1}}, // last one out
+		{func() (bool, error) { return r.Join(ctx, "room:x", a, false) }, true, true, [2]int{2, 1}},
+	}
+	for i, s := range steps {
+		got, err := s.do()
+		if err != nil || got != s.want {
+			t.Fatalf("step %d: %v, %v; want %v", i, got, err, s.want)
+		}
+		if b.isSubscribed("room:x") != s.subscribed || r.Subscribed("room:x") != s.subscribed {
+			t.Fatalf("step %d: subscribed = %v, want %v", i, b.isSubscribed("room:x"), s.subscribed)
+		}
+		if calls := [2]int{b.subscribes, b.unsubscribe}; calls != s.calls {
+			t.Fatalf("step %d: calls %v, want %v", i, calls, s.calls)
+		}
+	}
+}
+
+func TestFailedSubscribeLeavesNothingBehind(t *testing.T) {
+	r, b := newRegistry(1 << 20)
+	b.failNext = true
+	if _, err := r.Join(ctx, "room:x", &recorder{id: "a"}, false); err == nil {
+		t.Fatal("join succeeded while the broker failed")
+	}
+	if r.Subscriptions() != 0 || r.Count("room:x") != 0 {
+		t.Fatalf("a failed join left %d topics, %d members", r.Subscriptions(), r.Count("room:x"))
+	}
+	if ok, err := r.Join(ctx, "room:x", &recorder{id: "a"}, false); !ok || err != nil {
+		t.Fatalf("retry: %v, %v", ok, err)
+	}
+}
+
+func TestPinnedTopicsStaySubscribed(t *testing.T) {
+	r, b := newRegistry(1 << 20)
+	if err := r.Pin(ctx, "chat"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Join(ctx, "chat", &recorder{id: "a"}, false)
+	_, _ = r.Leave(ctx, "chat", "a")
+	if !b.isSubscribed("chat") {
+		t.Fatal("the last member's leave unsubscribed a pinned topic")
+	}
+}
+
+// TestConcurrentJoinsAndLeaves hammers one topic from many goroutines: the
+// broker must never see a double subscribe or an unsubscribe without a
+// subscription (the recorder panics), and at the end the node is
+// subscribed exactly when members remain.
+func TestConcurrentJoinsAndLeaves(t *testing.T) {
+	r, b := newRegistry(1 << 20)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			m := &recorder{id: fmt.Sprint("m", g)}
+			for i := range 200 {
+				if _, err := r.Join(ctx, "room:hot", m, i%2 == 0); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = r.Release("room:hot", m.id, "")
+				if _, err := r.Leave(ctx, "room:hot", m.id); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if b.isSubscribed("room:hot") || r.Subscriptions() != 0 {
+		t.Fatalf("no members left but subscribed=%v topics=%d", b.isSubscribed("room:hot"), r.Subscriptions())
+	}
+	if b.subscribes != b.unsubscribe {
+		t.Fatalf("%d subscribes, %d unsubscribes", b.subscribes, b.unsubscribe)
+	}
+}
+
+func frame(text string) []byte {
+	return protocol.Encode("chat-room", "NewMessage", protocol.RoomMessage{Room: "#r", User: "u", Message: text})
+}
+
+func msg(id, text string) broker.Message {
+	return broker.Message{Topic: "room:#r", ID: id, Data: frame(text)}
+}
+
+func textOf(t *testing.T, raw string) string {
+	t.Helper()
+	env, err := protocol.Decode([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m protocol.RoomMessage
+	if err := protocol.DecodeContents(env.Message, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.ID + ":" + m.Message
+}
+
+// TestDeliverEncodesOnce: every member gets the very same bytes, stamped
+// with the id once per node, and Except skips one member.
+func TestDeliverEncodesOnce(t *testing.T) {
+	r, _ := newRegistry(1 << 20)
+	ms := []*recorder{{id: "a"}, {id: "b"}, {id: "c"}}
+	for _, m := range ms {
+		_, _ = r.Join(ctx, "room:#r", m, false)
+	}
+	m := msg("5-0", "hi")
+	m.Except = "c"
+	r.Deliver(m)
+	if len(ms[0].frames) != 1 || len(ms[1].frames) != 1 || len(ms[2].frames) != 0 {
+		t.Fatalf("deliveries %d %d %d, want 1 1 0", len(ms[0].frames), len(ms[1].frames), len(ms[2].frames))
+	}
+	if &ms[0].frames[0][0] != &ms[1].frames[0][0] {
+		t.Error("members got separately encoded copies of one broadcast")
+	}
+	if got := textOf(t, string(ms[0].frames[0])); got != "5-0:hi" {
+		t.Errorf("delivered %s", got)
+	}
+}
+
+// TestHoldAndRelease is the resume contract: frames arriving while a
+// member is held wait; on release, those the replay already covered (id <=
+// after) are dropped and the rest delivered in order. Frames published
+// before the replay was read may still be in flight after the release:
+// they are dropped too, until a newer id passes (ids arrive in stream
+// order, so none older can follow it).
+func TestHoldAndRelease(t *testing.T) {
+	r, _ := newRegistry(1 << 20)
+	m := &recorder{id: "a"}
+	_, _ = r.Join(ctx, "room:#r", m, true)
+	r.Deliver(msg("9-0", "replayed, arrived while held"))
+	r.Deliver(broker.Message{Topic: "room:#r", Data: protocol.Encode("chat-room", "JoinedRoom", protocol.RoomUser{Room: "#r", User: "x"})})
+	if len(m.frames) != 0 {
+		t.Fatalf("held member got %d frames", len(m.frames))
+	}
+	if err := r.Release("room:#r", "a", "10-0"); err != nil {
+		t.Fatal(err)
+	}
+	r.Deliver(msg("10-0", "replayed, arrived after the release"))
+	r.Deliver(msg("11-0", "new"))
+	r.Deliver(msg("12-0", "live"))
+	got := m.texts()
+	if len(got) != 3 || !strings.Contains(got[0], `"JoinedRoom"`) ||
+		textOf(t, got[1]) != "11-0:new" || textOf(t, got[2]) != "12-0:live" {
+		t.Fatalf("delivered %q", got)
+	}
+}
+
+func TestHoldOverflow(t *testing.T) {
+	r, _ := newRegistry(len(frame("x")) * 2)
+	m := &recorder{id: "a"}
+	_, _ = r.Join(ctx, "room:#r", m, true)
+	for i := range 5 {
+		r.Deliver(msg(fmt.Sprintf("%d-0", i+1), "x"))
+	}
+	if err := r.Release("room:#r", "a", ""); !errors.Is(err, ErrHoldOverflow) {
+		t.Fatalf("release after overflow: %v, want ErrHoldOverflow", err)
+	}
+}
