@@ -223,3 +223,66 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestClusterSlotMoveReroutesSubscription moves the slot of a subscribed
+// room to another master: Redis unsubscribes the node there, and the node
+// must follow the slot to its new master by itself.
+func TestClusterSlotMoveReroutesSubscription(t *testing.T) {
+	cluster := testredis.StartCluster(t, 3)
+	ctx := context.Background()
+	a, na := newRedisNode(t, "", cluster.Addrs(), "mv:", testOpts)
+	b, _ := newRedisNode(t, "", cluster.Addrs(), "mv:", testOpts)
+	const topic = "room:#moving"
+	if err := a.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	ch := a.channel(topic)
+	slot, err := b.client.ClusterKeySlot(ctx, ch).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := b.cluster.MasterForKey(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var target string
+	for _, addr := range cluster.Addrs() {
+		if addr != owner.Options().Addr {
+			target = addr
+			break
+		}
+	}
+	nodeClient := func(addr string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	targetID, err := nodeClient(target).Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The room has no keys, so the slot can be reassigned directly; the
+	// target learns first, then the old owner, then the rest.
+	order := []string{target, owner.Options().Addr}
+	for _, addr := range cluster.Addrs() {
+		if addr != target && addr != owner.Options().Addr {
+			order = append(order, addr)
+		}
+	}
+	for _, addr := range order {
+		if err := nodeClient(addr).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", targetID).Err(); err != nil {
+			t.Fatalf("SETSLOT on %s: %v", addr, err)
+		}
+	}
+	waitFor(t, func() bool {
+		n, err := nodeClient(target).PubSubShardNumSub(ctx, ch).Result()
+		return err == nil && n[ch] == 1
+	})
+	waitFor(t, func() bool { return a.Ready(ctx) == nil })
+	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("after the move")}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); string(got.Data) != "after the move" {
+		t.Errorf("delivered %q", got.Data)
+	}
+}
