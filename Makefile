@@ -30,3 +30,9 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./protocol/
+
+## bench: the load generator; prints throughput, latency, CPU and memory per
+## connection. BENCHFLAGS passes flags, e.g. BENCHFLAGS='-compare-history'.
+BENCHFLAGS ?=
+bench:
+	ulimit -Sn $$(ulimit -Hn) && $(GO) run ./cmd/switchboard-bench $(BENCHFLAGS)
