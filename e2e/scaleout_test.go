@@ -354,3 +354,21 @@ func TestNodeStartsWithoutRedis(t *testing.T) {
 	c.Send("chat", "SubmitMessage", "hello")
 	c.Expect("chat", "NewMessageReceived")
 }
+
+// TestSlowRedisDoesNotDropClients: while Redis stalls longer than the
+// keep-alive allows, a client waiting for its join still answers pings
+// (the reader never waits for Redis) and stays connected.
+func TestSlowRedisDoesNotDropClients(t *testing.T) {
+	d, _ := singleRedis(t)
+	n := d.nodes(t, 1, map[string]string{"WS_TIMEOUT": "2s", "OP_TIMEOUT": "10s"})[0]
+	c := wstest.Open(t, n.WS()+"?user=patient")
+	if err := d.redis.Do(context.Background(), "CLIENT", "PAUSE", "3500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Join("#slow", "patient", "patient") // waits out the pause
+	c.Say("#slow", "still here")
+	c.ExpectRoomMessage("#slow", "patient", "still here")
+	if got := n.Server.Connections(); got != 1 {
+		t.Fatalf("%d connections, want 1", got)
+	}
+}

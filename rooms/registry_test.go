@@ -98,7 +98,7 @@ func TestReferenceCounting(t *testing.T) {
 	}{
 		{func() (bool, error) { return r.Join(ctx, "room:x", a, false) }, true, true, [2]int{1, 0}},
 		{func() (bool, error) { return r.Join(ctx, "room:x", a, false) }, false, true, [2]int{1, 0}}, // already a member
-		{func() (bool, error) { return r.Join(ctx, "room:x", c, false) }, true, true, [2]int{1, 0}}, // second member, same subscription
+		{func() (bool, error) { return r.Join(ctx, "room:x", c, false) }, true, true, [2]int{1, 0}},  // second member, same subscription
 		{func() (bool, error) { return r.Leave(ctx, "room:x", "a") }, true, true, [2]int{1, 0}},
 		{func() (bool, error) { return r.Leave(ctx, "room:x", "a") }, false, true, [2]int{1, 0}}, // not a member any more
 		{func() (bool, error) { return r.Leave(ctx, "room:x", "c") }, true, false, [2]int{1, 1}}, // last one out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -33,7 +34,7 @@ type client struct {
 	user   string
 	rooms  map[string]bool // rooms the ticket allows; nil: any
 	ws     *websocket.Conn
-	log    *slog.Logger
+	log    atomic.Pointer[slog.Logger] // replaced once the user is known
 	queue  *sendQueue
 	writeT time.Duration
 	sent   prometheus.Counter // frames written
@@ -69,19 +70,23 @@ type closeRequest struct {
 
 func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
 	writes, cancel := context.WithCancel(context.Background())
-	return &client{
+	c := &client{
 		sent:         sent,
 		writes:       writes,
 		cancelWrites: cancel,
 		id:           id,
 		ws:           ws,
-		log:          log.With("conn", id),
 		queue:        newSendQueue(queueBytes),
 		writeT:       writeTimeout,
 		closing:      make(chan struct{}),
 		writerEnd:    make(chan struct{}),
 	}
+	c.log.Store(log.With("conn", id))
+	return c
 }
+
+func (c *client) logger() *slog.Logger     { return c.log.Load() }
+func (c *client) setLogger(l *slog.Logger) { c.log.Store(l) }
 
 // ID is the connection id.
 func (c *client) ID() string { return c.id }
@@ -101,7 +106,7 @@ func (c *client) Deliver(frame []byte) {
 	default:
 	}
 	if !c.queue.tryPush(frame) {
-		c.log.Info("closing slow connection", "queued_bytes", c.queue.size())
+		c.logger().Info("closing slow connection", "queued_bytes", c.queue.size())
 		c.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
 	}
 }
@@ -142,7 +147,7 @@ func (c *client) writeLoop() {
 		select {
 		case <-c.queue.ready:
 			if err := c.writeQueued(); err != nil {
-				c.log.Debug("write failed", "err", err)
+				c.logger().Debug("write failed", "err", err)
 				c.close(closeRequest{why: "write_error", now: true})
 				_ = c.ws.CloseNow()
 				return
@@ -217,7 +222,7 @@ func (c *client) pingLoop(ctx context.Context, interval time.Duration) {
 			err := c.ws.Ping(pctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {
-				c.log.Info("dropping unresponsive connection", "err", err)
+				c.logger().Info("dropping unresponsive connection", "err", err)
 				c.close(closeRequest{why: "ping_timeout", code: websocket.StatusGoingAway, reason: reasonPingTimeout, now: true})
 				return
 			}

@@ -39,7 +39,19 @@ func (q *sendQueue) tryPush(frame []byte) bool {
 	return true
 }
 
-// push queues a frame, waiting for room until ctx or stop ends.
+// pushFront queues a frame ahead of everything queued, whatever the bound
+// (the greeting, once).
+func (q *sendQueue) pushFront(frame []byte) {
+	q.mu.Lock()
+	q.frames = append([][]byte{frame}, q.frames...)
+	q.bytes += len(frame)
+	q.mu.Unlock()
+	signal(q.ready)
+}
+
+// push queues a frame, waiting for room until ctx or stop ends. Only one
+// goroutine may wait in push at a time (the connection's worker): space
+// wakes one waiter.
 func (q *sendQueue) push(ctx context.Context, stop <-chan struct{}, frame []byte) error {
 	for !q.tryPush(frame) {
 		select {

@@ -58,15 +58,19 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered the request (400, 403 for a foreign Origin…).
-		s.log.Warn("websocket handshake refused", "err", err, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		s.log.Info("websocket handshake refused", "err", err, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return nil
 	}
 	s.serveConn(ws, ident, r.URL.Query().Get("token"), r.RemoteAddr)
 	return nil
 }
 
-// serveConn runs one connection to its end. This goroutine is the reader;
-// it owns the writer and pinger goroutines and waits for them.
+// serveConn runs one connection to its end. This goroutine is the
+// reader: it only reads and rate-limits frames, so that pings are answered
+// even while a slow operation (Redis) is being waited for. A worker
+// goroutine processes the frames in order; a writer goroutine writes; a
+// pinger keeps the connection alive. serveConn owns all three and waits for
+// them.
 func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remote string) {
 	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
 	if !s.track(cl) {
@@ -77,17 +81,61 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	// Frames the limiter let through (or refused: nil), waiting for the
+	// worker. When it is full the reader waits: the client sends faster
+	// than the server can process.
+	inbox := make(chan inboxFrame, s.cfg.RateBurst)
 	var wg sync.WaitGroup
 	wg.Go(cl.writeLoop)
 	wg.Go(func() { cl.pingLoop(ctx, s.cfg.WSTimeout/2) })
-	defer func() {
-		cancel()
-		wg.Wait()
-		cl.log.Info("disconnected", "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
-	}()
+	wg.Go(func() { s.work(ctx, cl, inbox, ident, token, remote) })
 
+	s.read(ctx, cl, inbox)
+	cancel() // the worker abandons what it was doing; its clean-up does not depend on ctx
+	wg.Wait()
+	cl.logger().Info("disconnected", "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
+}
+
+// inboxFrame is a frame read from the client; refused means the rate
+// limiter dropped it and the worker answers rate_limited.
+type inboxFrame struct {
+	data    []byte
+	refused bool
+}
+
+// read reads frames until the connection ends or closes, applying the
+// rate limit, and hands them to the worker in order.
+func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) {
+	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
+	for {
+		_, data, err := cl.ws.Read(ctx)
+		if err != nil {
+			s.readEnded(cl, err)
+			return
+		}
+		ok, abusive := lim.allow()
+		if abusive {
+			cl.logger().Info("closing flooding connection")
+			cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
+			return
+		}
+		select {
+		case inbox <- inboxFrame{data: data, refused: !ok}:
+		case <-cl.closing:
+			return
+		}
+	}
+}
+
+// work admits the connection (at once, or when Authenticate arrives) and
+// processes its frames until ctx ends; then it leaves every channel.
+func (s *Server) work(ctx context.Context, cl *client, inbox <-chan inboxFrame, ident *auth.Identity, token, remote string) {
+	defer func() {
+		// The peer closed, or a close was requested; either way the writer ends.
+		cl.close(closeRequest{why: "peer", now: true})
+	}()
 	admitted := false
-	deadline := func() bool { return true } // stops the authentication deadline, if any
+	stopDeadline := func() bool { return true } // stops the authentication deadline, if any
 	switch {
 	case ident != nil:
 		if ident.User == "" {
@@ -97,24 +145,99 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	case token != "":
 		admitted = s.verify(ctx, cl, token, remote)
 	default:
-		log := cl.log // admit replaces cl.log; the timer must not race with it
 		timer := time.AfterFunc(s.cfg.AuthTimeout, func() {
-			log.Info("authentication timeout", "remote", remote)
+			cl.logger().Info("authentication timeout", "remote", remote)
 			cl.close(closeRequest{why: "auth", code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
 		})
 		defer timer.Stop()
-		deadline = timer.Stop
+		stopDeadline = timer.Stop
 	}
-	if admitted || (ident == nil && token == "") {
-		s.readLoop(ctx, cl, admitted, deadline, remote)
+	if !admitted && (ident != nil || token != "") {
+		return
 	}
-	if cl.user != "" {
-		cleanup, cancelCleanup := context.WithTimeout(context.Background(), 2*s.cfg.OpTimeout)
-		s.router.Disconnect(cleanup, cl)
-		cancelCleanup()
+	if admitted {
+		defer s.leaveAll(cl)
 	}
-	// The peer closed, or a close was requested; either way the writer ends.
-	cl.close(closeRequest{why: "peer", now: true})
+	for {
+		var in inboxFrame
+		select {
+		case <-ctx.Done():
+			return
+		case <-cl.closing:
+			return
+		case in = <-inbox:
+		}
+		if in.refused {
+			s.answer(ctx, cl, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))
+			continue
+		}
+		if admitted {
+			if !s.handle(ctx, cl, in.data) {
+				return
+			}
+			continue
+		}
+		// Before admission only Authenticate is processed.
+		token, ok := s.authenticateFrame(ctx, cl, in.data)
+		if !ok {
+			continue
+		}
+		if !stopDeadline() {
+			return // the deadline passed meanwhile; the connection is closing
+		}
+		if admitted = s.verify(ctx, cl, token, remote); !admitted {
+			return
+		}
+		defer s.leaveAll(cl)
+	}
+}
+
+// leaveAll runs every channel's Disconnect. Each broker operation is
+// bounded by OP_TIMEOUT on its own, so one slow room does not starve the
+// clean-up of the others.
+func (s *Server) leaveAll(cl *client) {
+	s.router.Disconnect(context.Background(), cl)
+}
+
+// authenticateFrame reads the ticket from a pre-admission frame, answering
+// anything else with an Error.
+func (s *Server) authenticateFrame(ctx context.Context, cl *client, data []byte) (string, bool) {
+	env, err := protocol.Decode(data)
+	s.countFrame(env.Channel)
+	if err != nil {
+		s.answer(ctx, cl, env.Channel, err)
+		return "", false
+	}
+	if env.Channel != protocol.ChannelSession || env.Message.Type != protocol.TypeAuthenticate {
+		s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
+		return "", false
+	}
+	var req protocol.Authenticate
+	if err := protocol.DecodeContents(env.Message, &req); err != nil {
+		s.answer(ctx, cl, env.Channel, err)
+		return "", false
+	}
+	return req.Token, true
+}
+
+// handle processes one frame of an admitted connection. It reports false
+// when the connection must end.
+func (s *Server) handle(ctx context.Context, cl *client, data []byte) bool {
+	env, err := protocol.Decode(data)
+	s.countFrame(env.Channel)
+	switch {
+	case err != nil:
+	case env.Channel == protocol.ChannelSession && env.Message.Type == protocol.TypeAuthenticate:
+		err = protocol.Errorf(protocol.CodeAlreadyAuthed, "this connection is already authenticated as %q", cl.user)
+	case env.Channel == protocol.ChannelSession:
+		err = protocol.Errorf(protocol.CodeUnknownType, "channel %q has no message type %q", env.Channel, env.Message.Type)
+	default:
+		err = s.router.Dispatch(ctx, cl, env)
+	}
+	if err == nil {
+		return true
+	}
+	return s.answer(ctx, cl, env.Channel, err)
 }
 
 // verify checks a ticket and admits the connection, or closes it with 1008
@@ -130,7 +253,7 @@ func (s *Server) verify(ctx context.Context, cl *client, token, remote string) b
 				code = websocket.StatusTryAgainLater
 			}
 		}
-		cl.log.Info("ticket refused", "reason", reason, "err", err, "remote", remote)
+		cl.logger().Info("ticket refused", "reason", reason, "err", err, "remote", remote)
 		cl.close(closeRequest{why: "auth", code: code, reason: reason})
 		return false
 	}
@@ -148,78 +271,17 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 			cl.rooms[r] = true
 		}
 	}
-	cl.log = cl.log.With("user", cl.user)
+	cl.setLogger(cl.logger().With("user", cl.user))
 	if err := s.router.Connect(ctx, cl); err != nil {
-		cl.log.Warn("cannot subscribe new connection", "err", err)
-		cl.user = "" // nothing to disconnect
+		cl.logger().Warn("cannot subscribe new connection", "err", err)
 		cl.close(closeRequest{why: "unavailable", code: websocket.StatusTryAgainLater, reason: "server cannot subscribe you now, try again"})
 		return false
 	}
-	cl.log.Info("connected", "remote", remote)
-	_ = cl.Send(ctx, protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
+	cl.logger().Info("connected", "remote", remote)
+	// Ahead of any broadcast queued while Connect subscribed the connection.
+	cl.queue.pushFront(protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
 		protocol.Authenticated{User: cl.user, Connection: cl.id}))
 	return true
-}
-
-// readLoop reads frames until the connection ends, rate-limits them and
-// dispatches them; before the connection is admitted, only Authenticate is
-// accepted, and stopDeadline is called when it arrives (false: the
-// deadline already passed and the connection is closing).
-func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, stopDeadline func() bool, remote string) {
-	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
-	for {
-		_, frame, err := cl.ws.Read(ctx)
-		if err != nil {
-			s.readEnded(cl, err)
-			return
-		}
-		if ok, abusive := lim.allow(); !ok {
-			if abusive {
-				cl.log.Info("closing flooding connection")
-				cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
-				return
-			}
-			s.answer(ctx, cl, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))
-			continue
-		}
-		env, err := protocol.Decode(frame)
-		s.countFrame(env.Channel)
-		if err != nil {
-			s.answer(ctx, cl, env.Channel, err)
-			continue
-		}
-		if !admitted {
-			if env.Channel != protocol.ChannelSession || env.Message.Type != protocol.TypeAuthenticate {
-				s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
-				continue
-			}
-			var req protocol.Authenticate
-			if err := protocol.DecodeContents(env.Message, &req); err != nil {
-				s.answer(ctx, cl, env.Channel, err)
-				continue
-			}
-			if !stopDeadline() {
-				return
-			}
-			if admitted = s.verify(ctx, cl, req.Token, remote); !admitted {
-				return
-			}
-			continue
-		}
-		if env.Channel == protocol.ChannelSession {
-			if env.Message.Type == protocol.TypeAuthenticate {
-				s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeAlreadyAuthed, "this connection is already authenticated as %q", cl.user))
-			} else {
-				s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnknownType, "channel %q has no message type %q", env.Channel, env.Message.Type))
-			}
-			continue
-		}
-		if err := s.router.Dispatch(ctx, cl, env); err != nil {
-			if !s.answer(ctx, cl, env.Channel, err) {
-				return
-			}
-		}
-	}
 }
 
 // answer tells the client why its frame failed and logs it at the level
@@ -227,7 +289,7 @@ func (s *Server) readLoop(ctx context.Context, cl *client, admitted bool, stopDe
 func (s *Server) answer(ctx context.Context, cl *client, channel string, err error) bool {
 	switch {
 	case errors.Is(err, rooms.ErrHoldOverflow):
-		cl.log.Info("closing slow connection during replay")
+		cl.logger().Info("closing slow connection during replay")
 		cl.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
 		return false
 	case errors.Is(err, errConnClosing), errors.Is(err, context.Canceled):
@@ -240,11 +302,11 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 	s.metrics.Errors.WithLabelValues(string(perr.Code)).Inc()
 	switch {
 	case perr.Code == protocol.CodeInternal:
-		cl.log.Error("frame failed", "channel", channel, "err", err)
+		cl.logger().Error("frame failed", "channel", channel, "err", err)
 	case serverSide:
-		cl.log.Warn("frame failed", "channel", channel, "code", perr.Code, "err", err)
+		cl.logger().Warn("frame failed", "channel", channel, "code", perr.Code, "err", err)
 	default:
-		cl.log.Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
+		cl.logger().Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
 	}
 	_ = cl.Send(ctx, protocol.EncodeError(channel, perr))
 	return true
@@ -263,11 +325,11 @@ func (s *Server) readEnded(cl *client, err error) {
 	switch status := websocket.CloseStatus(err); {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		// coder/websocket has already sent the 1009 close frame.
-		cl.log.Info("frame too large", "limit", s.cfg.MaxFrameBytes)
+		cl.logger().Info("frame too large", "limit", s.cfg.MaxFrameBytes)
 		cl.close(closeRequest{why: "too_big", now: true})
 	case status != -1:
-		cl.log.Debug("peer closed", "code", int(status))
+		cl.logger().Debug("peer closed", "code", int(status))
 	default:
-		cl.log.Debug("read ended", "err", err)
+		cl.logger().Debug("read ended", "err", err)
 	}
 }
