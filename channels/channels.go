@@ -56,7 +56,7 @@ type Broker interface {
 type Registry interface {
 	Pin(ctx context.Context, topic string) error
 	Join(ctx context.Context, topic string, m rooms.Member, held bool) (bool, error)
-	Release(topic, memberID, after string) error
+	Drain(topic, memberID, after string) (frames [][]byte, live bool, err error)
 	Leave(ctx context.Context, topic, memberID string) (bool, error)
 }
 

@@ -151,46 +151,59 @@ func (cr *ChatRoom) setMember(connID, room string, in bool) {
 	}
 }
 
+// joinStage is how far a join got, so that a failure undoes exactly that.
+type joinStage int
+
+const (
+	stageSubscribed joinStage = iota // in the registry, held
+	stagePresent                     // presence recorded
+	stageAnnounced                   // JoinedRoom broadcast
+)
+
 // join adds c to a room. The joiner receives MemberList, then its own
 // JoinedRoom (with recovered when it resumes), then any replayed history,
 // then live messages, in that order and without duplicates: the
-// connection is held in the registry until the replay is queued.
-func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) error {
+// connection is held in the registry until the replay is queued. If any
+// step fails, what the earlier ones did is undone.
+func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (err error) {
 	room, user := req.Room, c.User()
 	if !c.MayJoin(room) {
 		return protocol.Errorf(protocol.CodeForbidden, "your ticket does not allow room %q", room)
 	}
+	topic := RoomTopic(room)
 	if cr.isMember(c.ID(), room) {
 		// Joining twice is idempotent: confirm without telling anyone else.
-		return cr.sendJoinAck(ctx, c, room, nil)
+		users, err := cr.broker.Members(ctx, topic)
+		if err != nil {
+			return brokerError(err)
+		}
+		return cr.sendJoinAck(ctx, c, room, users, nil)
 	}
 	if cr.roomCount(c.ID()) >= cr.limits.MaxRooms {
 		return protocol.Errorf(protocol.CodeTooManyRooms, "a connection may be in at most %d rooms", cr.limits.MaxRooms)
 	}
-	topic := RoomTopic(room)
 	if _, err := cr.reg.Join(ctx, topic, c, true); err != nil {
 		return brokerError(err)
 	}
+	stage := stageSubscribed
+	defer func() {
+		if err != nil {
+			cr.abandonJoin(ctx, c, room, stage)
+		}
+	}()
+
 	first, err := cr.broker.AddPresence(ctx, topic, user, c.ID())
 	if err != nil {
-		cr.undoJoin(ctx, c, room, false)
 		return brokerError(err)
 	}
-	cr.setMember(c.ID(), room, true)
-
-	var replay []broker.Message
-	var recovered *bool
-	if req.Since != "" {
-		ok := false
-		if cr.limits.HistoryEnabled {
-			page, err := cr.broker.History(ctx, topic, broker.HistoryQuery{Since: req.Since})
-			if err != nil {
-				cr.undoJoin(ctx, c, room, true)
-				return brokerError(err)
-			}
-			replay, ok = page.Messages, page.Recovered
-		}
-		recovered = &ok
+	stage = stagePresent
+	users, err := cr.broker.Members(ctx, topic)
+	if err != nil {
+		return brokerError(err)
+	}
+	replay, recovered, err := cr.replay(ctx, topic, req.Since)
+	if err != nil {
+		return err
 	}
 	if first {
 		// Announce before answering the joiner, so that a member who joins
@@ -200,11 +213,14 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) e
 		if _, err := cr.broker.Publish(ctx, broker.Message{Topic: topic, Except: c.ID(), Data: frame}, false); err != nil {
 			cr.log.Warn("JoinedRoom not broadcast", "room", room, "user", user, "err", err)
 		}
+		stage = stageAnnounced
 	}
-	if err := cr.sendJoinAck(ctx, c, room, recovered); err != nil {
+	cr.setMember(c.ID(), room, true)
+
+	if err := cr.sendJoinAck(ctx, c, room, users, recovered); err != nil {
 		return err
 	}
-	last := ""
+	after := req.Since
 	for _, m := range replay {
 		frame, err := protocol.WithID(m.Data, m.ID)
 		if err != nil {
@@ -213,17 +229,56 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) e
 		if err := c.Send(ctx, frame); err != nil {
 			return err
 		}
-		last = m.ID
+		after = m.ID
 	}
-	return cr.reg.Release(topic, c.ID(), last)
+	// Hand over to live delivery: what arrived during the replay, minus
+	// what the replay (or the client, before since) already had.
+	for {
+		frames, live, err := cr.reg.Drain(topic, c.ID(), after)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if err := c.Send(ctx, f); err != nil {
+				return err
+			}
+		}
+		if live {
+			return nil
+		}
+	}
+}
+
+// replay reads what a resuming joiner missed after since: at most one
+// history page (HISTORY_MAX_PAGE). When more was missed, it returns the
+// newest page and recovered false: the client has a gap it can fill with
+// GetHistory before the oldest replayed id. recovered is nil when the
+// client did not ask to resume.
+func (cr *ChatRoom) replay(ctx context.Context, topic, since string) ([]broker.Message, *bool, error) {
+	if since == "" {
+		return nil, nil, nil
+	}
+	recovered := false
+	if !cr.limits.HistoryEnabled {
+		return nil, &recovered, nil
+	}
+	page, err := cr.broker.History(ctx, topic, broker.HistoryQuery{Since: since, Limit: cr.limits.HistoryMaxPage})
+	if err != nil {
+		return nil, nil, brokerError(err)
+	}
+	if !page.Complete {
+		page, err = cr.broker.History(ctx, topic, broker.HistoryQuery{Limit: cr.limits.HistoryMaxPage})
+		if err != nil {
+			return nil, nil, brokerError(err)
+		}
+		page.Recovered = false
+	}
+	recovered = page.Recovered
+	return page.Messages, &recovered, nil
 }
 
 // sendJoinAck sends the joiner the room's member list and its JoinedRoom.
-func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, recovered *bool) error {
-	users, err := cr.broker.Members(ctx, RoomTopic(room))
-	if err != nil {
-		return brokerError(err)
-	}
+func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, users []string, recovered *bool) error {
 	if users == nil {
 		users = []string{} // the protocol shows an empty list as [], never null
 	}
@@ -236,15 +291,20 @@ func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, reco
 	return c.Send(ctx, ack)
 }
 
-// undoJoin reverts a join that failed before it was announced: nobody is
-// told, the registry membership and (if recorded) presence are dropped.
-func (cr *ChatRoom) undoJoin(ctx context.Context, c Client, room string, hadPresence bool) {
+// abandonJoin undoes a join that failed at stage. Once the join was
+// announced, the others are told the user left again; before that, nobody
+// hears of it.
+func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, stage joinStage) {
 	ctx = context.WithoutCancel(ctx)
+	if stage == stageAnnounced {
+		cr.leaveRoom(ctx, c, room)
+		return
+	}
 	cr.setMember(c.ID(), room, false)
 	if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
 		cr.log.Warn("leave after failed join", "room", room, "err", err)
 	}
-	if hadPresence {
+	if stage >= stagePresent {
 		if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID()); err != nil {
 			cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
 		}

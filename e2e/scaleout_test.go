@@ -372,3 +372,27 @@ func TestSlowRedisDoesNotDropClients(t *testing.T) {
 		t.Fatalf("%d connections, want 1", got)
 	}
 }
+
+// TestFailedJoinLeavesNoSubscription: a join that times out while Redis
+// stalls is answered unavailable, and once Redis answers again the node
+// holds no subscription for the room nobody joined.
+func TestFailedJoinLeavesNoSubscription(t *testing.T) {
+	d, _ := singleRedis(t)
+	n := d.nodes(t, 1, map[string]string{"OP_TIMEOUT": "300ms"})[0]
+	prefix := n.Server.Config().RedisPrefix
+	c := wstest.Open(t, n.WS()+"?user=u")
+	if err := d.redis.Do(context.Background(), "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#never"})
+	c.ExpectError("chat-room", protocol.CodeUnavailable)
+	eventually(t, "Redis answers again and the node is ready", func() bool {
+		status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
+		return status == http.StatusOK
+	})
+	time.Sleep(quiet) // give a stray subscription time to show up
+	if got := d.subscribers(t, prefix, "room:#never"); got != 0 {
+		t.Fatalf("%d subscriptions to a room nobody joined", got)
+	}
+	c.Join("#never", "u", "u") // and joining works now
+}

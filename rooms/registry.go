@@ -27,7 +27,7 @@ type Subscriber interface {
 	Unsubscribe(ctx context.Context, topic string) error
 }
 
-// ErrHoldOverflow is returned by Release when more live frames arrived for a
+// ErrHoldOverflow is returned by Drain when more live frames arrived for a
 // held member than the registry buffers: the member is too slow to be
 // caught up and should be disconnected.
 var ErrHoldOverflow = errors.New("too many messages arrived while the member was held")
@@ -49,7 +49,8 @@ type topic struct {
 	refs int // members, joins in progress and pins; guarded by Registry.mu
 
 	opMu       sync.Mutex // serialises Subscribe/Unsubscribe of this topic
-	subscribed bool       // guarded by opMu
+	subscribed bool       // Subscribe succeeded; guarded by opMu
+	wanted     bool       // Subscribe was called, even if it failed; guarded by opMu
 
 	mu      sync.Mutex // guards members
 	members map[string]*member
@@ -107,11 +108,11 @@ func (r *Registry) release(ctx context.Context, t *topic) error {
 		return nil
 	}
 	var err error
-	if t.subscribed {
-		if err = r.broker.Unsubscribe(ctx, t.name); err != nil {
-			r.log.Warn("unsubscribe failed", "topic", t.name, "err", err)
-		}
-		t.subscribed = false
+	if t.wanted {
+		// Also after a failed Subscribe: the broker keeps wanting a topic
+		// it could not subscribe until told otherwise.
+		err = r.broker.Unsubscribe(ctx, t.name)
+		t.subscribed, t.wanted = false, false
 	}
 	r.mu.Lock()
 	if t.refs == 0 && r.topics[t.name] == t {
@@ -128,6 +129,7 @@ func (r *Registry) ensureSubscribed(ctx context.Context, t *topic) error {
 	if t.subscribed {
 		return nil
 	}
+	t.wanted = true
 	if err := r.broker.Subscribe(ctx, t.name); err != nil {
 		return err
 	}
@@ -136,21 +138,19 @@ func (r *Registry) ensureSubscribed(ctx context.Context, t *topic) error {
 }
 
 // Pin subscribes the node to a topic for its whole life, whether or not
-// any member wants it (the global chat and ping topics).
+// any member wants it (the global chat and ping topics). If the broker
+// cannot subscribe now, the pin holds and the broker subscribes the topic
+// when it can; the error only reports the delay.
 func (r *Registry) Pin(ctx context.Context, name string) error {
-	t := r.reserve(name)
-	if err := r.ensureSubscribed(ctx, t); err != nil {
-		_ = r.release(context.WithoutCancel(ctx), t)
-		return err
-	}
-	return nil
+	return r.ensureSubscribed(ctx, r.reserve(name))
 }
 
 // Join adds m to a topic, subscribing the node first if m is its first
 // local member; it returns once the subscription is in effect. It reports
 // false, changing nothing, if m is already a member. A held member buffers
-// the topic's frames until Release, so the caller can send it something
-// first (a member list, a history replay) without live frames overtaking.
+// the topic's frames until Drain ends the hold, so the caller can send it
+// something first (a member list, a history replay) without live frames
+// overtaking.
 func (r *Registry) Join(ctx context.Context, name string, m Member, held bool) (bool, error) {
 	t := r.reserve(name)
 	if err := r.ensureSubscribed(ctx, t); err != nil {
@@ -170,30 +170,38 @@ func (r *Registry) Join(ctx context.Context, name string, m Member, held bool) (
 	return true, nil
 }
 
-// Release ends a held membership: buffered frames newer than after (or all
-// of them, when after is empty) are delivered, and later frames no newer
-// than after are dropped as already replayed.
-func (r *Registry) Release(name, memberID, after string) error {
+// Drain hands a held member's buffered frames to the caller, which sends
+// them in order, and ends the hold once nothing is left: call it until it
+// reports live. Frames no newer than after (already replayed) are
+// dropped, now and, while they may still be in flight, after the hold
+// ends. Handing frames back rather than queueing them lets the caller
+// wait for room in the member's queue instead of overflowing it.
+func (r *Registry) Drain(name, memberID, after string) (frames [][]byte, live bool, err error) {
 	t := r.lookup(name)
 	if t == nil {
-		return nil
+		return nil, true, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	mb := t.members[memberID]
 	if mb == nil || !mb.held {
-		return nil
+		return nil, true, nil
 	}
 	if mb.overflow {
 		mb.held, mb.buffer, mb.buffered = false, nil, 0
-		return ErrHoldOverflow
+		return nil, true, ErrHoldOverflow
 	}
-	mb.held, mb.after = false, after
 	for _, h := range mb.buffer {
-		mb.deliver(h.id, h.frame)
+		if after == "" || h.id == "" || broker.CompareIDs(h.id, after) > 0 {
+			frames = append(frames, h.frame)
+		}
+	}
+	if len(mb.buffer) == 0 {
+		mb.held, mb.after = false, after
+		return nil, true, nil
 	}
 	mb.buffer, mb.buffered = nil, 0
-	return nil
+	return frames, false, nil
 }
 
 // deliver sends a frame to a live member, skipping frames already replayed.

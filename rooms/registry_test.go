@@ -14,12 +14,14 @@ import (
 )
 
 // countingBroker records subscription calls; failNext makes the next
-// Subscribe fail. The registry's only dependency is this small interface,
+// Subscribe fail, leaving the topic wanted as the real brokers do (they
+// subscribe it once Redis is back, unless Unsubscribe gives it up). The registry's only dependency is this small interface,
 // so its bookkeeping is tested here against a recorder; the real brokers
 // are exercised end to end in package e2e.
 type countingBroker struct {
 	mu          sync.Mutex
-	subscribed  map[string]bool
+	subscribed  map[string]bool // confirmed
+	pending     map[string]bool // wanted after a failed Subscribe
 	subscribes  int
 	unsubscribe int
 	failNext    bool
@@ -28,25 +30,28 @@ type countingBroker struct {
 func (b *countingBroker) Subscribe(_ context.Context, topic string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.failNext {
-		b.failNext = false
-		return errors.New("redis down")
-	}
 	if b.subscribed[topic] {
 		panic("double subscribe of " + topic)
 	}
-	b.subscribed[topic] = true
 	b.subscribes++
+	if b.failNext {
+		b.failNext = false
+		b.pending[topic] = true
+		return errors.New("redis down")
+	}
+	delete(b.pending, topic)
+	b.subscribed[topic] = true
 	return nil
 }
 
 func (b *countingBroker) Unsubscribe(_ context.Context, topic string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.subscribed[topic] {
-		panic("unsubscribe of " + topic + " without a subscription")
+	if !b.subscribed[topic] && !b.pending[topic] {
+		panic("unsubscribe of " + topic + " that was never subscribed")
 	}
 	delete(b.subscribed, topic)
+	delete(b.pending, topic)
 	b.unsubscribe++
 	return nil
 }
@@ -81,7 +86,7 @@ func (m *recorder) texts() []string {
 }
 
 func newRegistry(holdBytes int) (*Registry, *countingBroker) {
-	b := &countingBroker{subscribed: make(map[string]bool)}
+	b := &countingBroker{subscribed: make(map[string]bool), pending: make(map[string]bool)}
 	return New(b, holdBytes, slog.New(slog.DiscardHandler)), b
 }
 
@@ -124,6 +129,11 @@ func TestFailedSubscribeLeavesNothingBehind(t *testing.T) {
 	if _, err := r.Join(ctx, "room:x", &recorder{id: "a"}, false); err == nil {
 		t.Fatal("join succeeded while the broker failed")
 	}
+	// The broker keeps wanting a topic whose Subscribe failed until told
+	// otherwise, so the registry must give it up.
+	if b.unsubscribe != 1 || b.pending["room:x"] {
+		t.Fatalf("%d unsubscribes after a failed join, want 1", b.unsubscribe)
+	}
 	if r.Subscriptions() != 0 || r.Count("room:x") != 0 {
 		t.Fatalf("a failed join left %d topics, %d members", r.Subscriptions(), r.Count("room:x"))
 	}
@@ -134,8 +144,9 @@ func TestFailedSubscribeLeavesNothingBehind(t *testing.T) {
 
 func TestPinnedTopicsStaySubscribed(t *testing.T) {
 	r, b := newRegistry(1 << 20)
-	if err := r.Pin(ctx, "chat"); err != nil {
-		t.Fatal(err)
+	b.failNext = true // Redis is down at start: the pin must hold anyway
+	if err := r.Pin(ctx, "chat"); err == nil {
+		t.Fatal("pin reported no error while the broker failed")
 	}
 	_, _ = r.Join(ctx, "chat", &recorder{id: "a"}, false)
 	_, _ = r.Leave(ctx, "chat", "a")
@@ -159,7 +170,10 @@ func TestConcurrentJoinsAndLeaves(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				_ = r.Release("room:hot", m.id, "")
+				if err := drain(r, "room:hot", m, ""); err != nil {
+					t.Error(err)
+					return
+				}
 				if _, err := r.Leave(ctx, "room:hot", m.id); err != nil {
 					t.Error(err)
 					return
@@ -219,6 +233,23 @@ func TestDeliverEncodesOnce(t *testing.T) {
 	}
 }
 
+// drain ends a hold the way the chat-room join does: it sends what Drain
+// hands back until the member is live.
+func drain(r *Registry, topic string, m *recorder, after string) error {
+	for {
+		frames, live, err := r.Drain(topic, m.id, after)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			m.Deliver(f)
+		}
+		if live {
+			return nil
+		}
+	}
+}
+
 // TestHoldAndRelease is the resume contract: frames arriving while a
 // member is held wait; on release, those the replay already covered (id <=
 // after) are dropped and the rest delivered in order. Frames published
@@ -234,7 +265,7 @@ func TestHoldAndRelease(t *testing.T) {
 	if len(m.frames) != 0 {
 		t.Fatalf("held member got %d frames", len(m.frames))
 	}
-	if err := r.Release("room:#r", "a", "10-0"); err != nil {
+	if err := drain(r, "room:#r", m, "10-0"); err != nil {
 		t.Fatal(err)
 	}
 	r.Deliver(msg("10-0", "replayed, arrived after the release"))
@@ -254,7 +285,7 @@ func TestHoldOverflow(t *testing.T) {
 	for i := range 5 {
 		r.Deliver(msg(fmt.Sprintf("%d-0", i+1), "x"))
 	}
-	if err := r.Release("room:#r", "a", ""); !errors.Is(err, ErrHoldOverflow) {
+	if err := drain(r, "room:#r", m, ""); !errors.Is(err, ErrHoldOverflow) {
 		t.Fatalf("release after overflow: %v, want ErrHoldOverflow", err)
 	}
 }
