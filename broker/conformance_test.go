@@ -21,6 +21,7 @@ type testBroker interface {
 	AddPresence(ctx context.Context, topic, user, conn string) (bool, error)
 	RemovePresence(ctx context.Context, topic, user, conn string) (bool, error)
 	Members(ctx context.Context, topic string) ([]string, error)
+	SweepPresence(ctx context.Context, topic string) ([]string, error)
 	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
@@ -322,6 +323,29 @@ func runConformance(t *testing.T, be backend) {
 		}
 	})
 
+	t.Run("NamesWithBracesDoNotCollide", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		topics := []string{"room:{x}", "room:x", "room:x}", "room:%7Bx%7D", "room:}:history"}
+		for _, topic := range topics {
+			must[struct{}](t)(struct{}{}, n.Subscribe(ctx, topic))
+			_ = must[bool](t)(n.AddPresence(ctx, topic, "u}:x", "c"))
+		}
+		for _, topic := range topics {
+			_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: topic, Data: []byte(topic)}, true))
+			if got := n.next(t); got.Topic != topic || string(got.Data) != topic {
+				t.Fatalf("published on %q, delivered %q on %q", topic, got.Data, got.Topic)
+			}
+			page := must[HistoryPage](t)(n.History(ctx, topic, HistoryQuery{}))
+			if len(page.Messages) != 1 || string(page.Messages[0].Data) != topic {
+				t.Fatalf("history of %q holds %d messages", topic, len(page.Messages))
+			}
+			if m := must[[]string](t)(n.Members(ctx, topic)); !slices.Equal(m, []string{"u}:x"}) {
+				t.Fatalf("members of %q: %v", topic, m)
+			}
+		}
+		n.nothing(t)
+	})
+
 	t.Run("Ready", func(t *testing.T) {
 		n := startNode(t, be, testOpts)
 		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "ready"))
@@ -384,6 +408,13 @@ func runConformance(t *testing.T, be backend) {
 				t.Fatalf("members %v: the crashed node's entry did not expire", m)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+		// The expired user is reported once, to whichever node sweeps first.
+		if gone := must[[]string](t)(b.SweepPresence(ctx, "room")); !slices.Equal(gone, []string{"ghost"}) {
+			t.Errorf("sweep reported %v, want [ghost]", gone)
+		}
+		if gone := must[[]string](t)(b.SweepPresence(ctx, "room")); len(gone) != 0 {
+			t.Errorf("second sweep reported %v again", gone)
 		}
 		// The live node's heartbeat keeps its own entry past the TTL.
 		time.Sleep(2 * opts.PresenceTTL)

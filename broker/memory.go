@@ -94,8 +94,10 @@ func (m *Memory) sweep() {
 	now := m.now()
 	for name, t := range m.topics {
 		m.expireLocked(t, now)
-		if !t.subscribed && len(t.entries) == 0 && t.last == (streamID{}) {
+		// A topic a publisher holds is not dropped under its feet.
+		if !t.subscribed && len(t.entries) == 0 && t.last == (streamID{}) && t.publishMu.TryLock() {
 			delete(m.topics, name)
+			t.publishMu.Unlock()
 		}
 	}
 	for key, exp := range m.claims {
@@ -145,15 +147,10 @@ func (m *Memory) Unsubscribe(_ context.Context, topic string) error {
 // Publish stores msg when history is asked for and enabled, then delivers
 // it if this node subscribes to its topic.
 func (m *Memory) Publish(_ context.Context, msg Message, withHistory bool) (PublishResult, error) {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return PublishResult{}, ErrClosed
+	t, err := m.lockTopic(msg.Topic)
+	if err != nil {
+		return PublishResult{}, err
 	}
-	t := m.topicLocked(msg.Topic)
-	m.mu.Unlock()
-
-	t.publishMu.Lock()
 	defer t.publishMu.Unlock()
 
 	m.mu.Lock()
@@ -183,6 +180,28 @@ func (m *Memory) Publish(_ context.Context, msg Message, withHistory bool) (Publ
 		m.deliver(msg)
 	}
 	return res, nil
+}
+
+// lockTopic returns topic's state with its publishMu held. It checks again
+// after locking that the janitor did not drop the topic meanwhile.
+func (m *Memory) lockTopic(name string) (*memTopic, error) {
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		t := m.topicLocked(name)
+		m.mu.Unlock()
+		t.publishMu.Lock()
+		m.mu.Lock()
+		current := m.topics[name] == t
+		m.mu.Unlock()
+		if current {
+			return t, nil
+		}
+		t.publishMu.Unlock()
+	}
 }
 
 // History returns stored messages of topic.
@@ -290,6 +309,10 @@ func (m *Memory) Members(_ context.Context, topic string) ([]string, error) {
 	sort.Strings(users)
 	return users, nil
 }
+
+// SweepPresence reports no expired users: in one process, presence ends
+// only with a leave or a disconnect.
+func (m *Memory) SweepPresence(context.Context, string) ([]string, error) { return nil, nil }
 
 // Claim records key for ttl and reports whether it was new: the first
 // caller gets true, every later caller false until ttl passes.

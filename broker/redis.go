@@ -37,8 +37,9 @@ type RedisOptions struct {
 // heartbeat, and restores its subscriptions by itself after Redis comes
 // back.
 //
-// Keys and channels of a topic T are named Prefix + "{" + T + "}" + suffix,
-// so that in a cluster they all live in T's hash slot.
+// Keys and channels of a topic T are named Prefix + "{" + T + "}" + suffix
+// (braces in T escaped), so that in a cluster they all live in T's hash
+// slot.
 type Redis struct {
 	opts    RedisOptions
 	log     *slog.Logger
@@ -122,9 +123,17 @@ func (r *Redis) Ready(ctx context.Context) error {
 	return r.subs.ready()
 }
 
+// key names a Redis key (or channel) of topic. The topic goes inside a
+// hash tag, with its own braces escaped so that the tag always ends where
+// the topic does: two topics never share a key, whatever their names.
 func (r *Redis) key(topic, suffix string) string {
-	return r.opts.Prefix + "{" + topic + "}" + suffix
+	return r.opts.Prefix + "{" + tagEscaper.Replace(topic) + "}" + suffix
 }
+
+var (
+	tagEscaper   = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+	tagUnescaper = strings.NewReplacer("%25", "%", "%7B", "{", "%7D", "}")
+)
 
 // channel is the Redis pub/sub channel of a topic.
 func (r *Redis) channel(topic string) string { return r.key(topic, "") }
@@ -135,7 +144,7 @@ func (r *Redis) topicOf(channel string) (string, bool) {
 	if !ok || !strings.HasSuffix(rest, "}") {
 		return "", false
 	}
-	return rest[:len(rest)-1], true
+	return tagUnescaper.Replace(rest[:len(rest)-1]), true
 }
 
 func (r *Redis) streamKey(topic string) string { return r.key(topic, ":history") }
@@ -285,10 +294,8 @@ func (r *Redis) Subscribe(ctx context.Context, topic string) error {
 }
 
 // Unsubscribe stops this node receiving topic's messages.
-func (r *Redis) Unsubscribe(ctx context.Context, topic string) error {
-	ctx, cancel := r.op(ctx)
-	defer cancel()
-	return r.subs.unsubscribe(ctx, topic)
+func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
+	return r.subs.unsubscribe(topic)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -11,11 +11,14 @@ import (
 )
 
 // presenceTracker remembers this node's presence entries so a heartbeat
-// can refresh them before they expire. mu serialises removals against the
-// heartbeat, so a refresh never resurrects an entry just removed.
+// can refresh them before they expire. mu guards only the map: Redis calls
+// happen outside it. A removal that lands while a heartbeat is in flight is
+// recorded and replayed after the beat, so the beat cannot resurrect it.
 type presenceTracker struct {
-	mu    sync.Mutex
-	local map[presenceEntry]struct{}
+	mu      sync.Mutex
+	local   map[presenceEntry]struct{}
+	beating bool
+	removed []presenceEntry // removals during the current beat
 }
 
 type presenceEntry struct{ topic, user, conn string }
@@ -31,13 +34,13 @@ func (r *Redis) presenceKeys(topic, user string) []string {
 func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	r.presence.mu.Lock()
-	defer r.presence.mu.Unlock()
 	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user), user, conn, r.opts.PresenceTTL.Milliseconds()).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
+	r.presence.mu.Lock()
 	r.presence.local[presenceEntry{topic, user, conn}] = struct{}{}
+	r.presence.mu.Unlock()
 	return n == 1, nil
 }
 
@@ -46,14 +49,29 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string) (bool
 func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
+	e := presenceEntry{topic, user, conn}
 	r.presence.mu.Lock()
-	defer r.presence.mu.Unlock()
-	delete(r.presence.local, presenceEntry{topic, user, conn})
+	delete(r.presence.local, e)
+	if r.presence.beating {
+		r.presence.removed = append(r.presence.removed, e)
+	}
+	r.presence.mu.Unlock()
 	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user), user, conn).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
 	return n == 1, nil
+}
+
+// SweepPresence removes the users whose every connection on topic expired
+// (their node crashed, or stopped refreshing) and returns them, so the
+// caller can tell the room. Each expired user is returned to one caller
+// only, whichever node sweeps first.
+func (r *Redis) SweepPresence(ctx context.Context, topic string) ([]string, error) {
+	ctx, cancel := r.op(ctx)
+	defer cancel()
+	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users")}).StringSlice()
+	return users, unavailable(err)
 }
 
 // Members lists the users with a live connection on topic, sorted.
@@ -93,40 +111,54 @@ const heartbeatBatch = 1000
 
 func (p *presenceTracker) beat(r *Redis) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.local) == 0 {
-		return nil
-	}
 	entries := make([]presenceEntry, 0, len(p.local))
 	for e := range p.local {
 		entries = append(entries, e)
 	}
-	ttl := r.opts.PresenceTTL.Milliseconds()
+	p.beating = true
+	p.mu.Unlock()
+
+	var firstErr error
 	for start := 0; start < len(entries); start += heartbeatBatch {
 		batch := entries[start:min(start+heartbeatBatch, len(entries))]
+		if err := p.refresh(r, batch); err != nil && firstErr == nil {
+			firstErr = err // go on: other batches may live on healthy shards
+		}
+	}
+
+	p.mu.Lock()
+	p.beating = false
+	removed := p.removed
+	p.removed = nil
+	p.mu.Unlock()
+	for _, e := range removed {
 		ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
-		cmds, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		_ = presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(e.topic, e.user), e.user, e.conn).Err()
+		cancel()
+	}
+	return firstErr
+}
+
+// refresh upserts one batch of entries in a pipeline. A Redis that lost
+// its scripts (restarted) gets them loaded again and the batch retried.
+func (p *presenceTracker) refresh(r *Redis, batch []presenceEntry) error {
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
+	defer cancel()
+	ttl := r.opts.PresenceTTL.Milliseconds()
+	run := func() error {
+		_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, e := range batch {
 				presenceAddScript.EvalSha(ctx, pipe, r.presenceKeys(e.topic, e.user), e.user, e.conn, ttl)
 			}
 			return nil
 		})
-		if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
-			// A restarted Redis forgot the script: run each once, loading it.
-			err = nil
-			for i, cmd := range cmds {
-				if cmd.Err() != nil {
-					e := batch[i]
-					if err = presenceAddScript.Run(ctx, r.client, r.presenceKeys(e.topic, e.user), e.user, e.conn, ttl).Err(); err != nil {
-						break
-					}
-				}
-			}
-		}
-		cancel()
-		if err != nil {
-			return err
+		return err
+	}
+	err := run()
+	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		if err = presenceAddScript.Load(ctx, r.client).Err(); err == nil {
+			err = run()
 		}
 	}
-	return nil
+	return err
 }

@@ -34,12 +34,11 @@ type subscriptions struct {
 
 	mu     sync.Mutex
 	want   map[string]*shard // channel → shard serving it; nil: waiting for a route
+	lastID map[string]string // wanted channel → id of the newest stored message delivered
 	shards map[string]*shard // by master address; "" for a single Redis
+	warned map[string]bool   // shards whose outage was logged as a warning
 	closed bool
 	kick   chan struct{} // wakes the router
-
-	lastMu sync.Mutex
-	lastID map[string]string // topic → id of the newest stored message delivered
 }
 
 // shard is one pub/sub connection and what it is subscribed to. Every
@@ -50,6 +49,7 @@ type shard struct {
 	newPubSub func(ctx context.Context) *redis.PubSub
 
 	ps        *redis.PubSub             // nil while disconnected
+	connects  int                       // connections made so far
 	confirmed map[string]bool           // channels Redis confirmed on this connection
 	inflight  map[string]int            // subscribe commands sent, not yet confirmed
 	waiters   map[string][]chan<- error // Subscribe calls waiting for confirmation
@@ -61,11 +61,13 @@ func (s *subscriptions) init(r *Redis) {
 	s.shards = make(map[string]*shard)
 	s.kick = make(chan struct{}, 1)
 	s.lastID = make(map[string]string)
+	s.warned = make(map[string]bool)
 }
 
-// shardLocked returns the shard for addr, creating and starting it.
+// shardLocked returns the shard for addr, creating and starting it, or
+// nil once the broker is closed.
 func (s *subscriptions) shardLocked(addr string, sharded bool, newPubSub func(context.Context) *redis.PubSub) *shard {
-	if sh := s.shards[addr]; sh != nil {
+	if sh := s.shards[addr]; sh != nil || s.closed {
 		return sh
 	}
 	sh := &shard{
@@ -82,7 +84,7 @@ func (s *subscriptions) route(ctx context.Context, ch string) (*shard, error) {
 	if s.r.cluster == nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.shardLocked("", false, func(ctx context.Context) *redis.PubSub { return s.r.client.Subscribe(ctx) }), nil
+		return s.shardOrClosed(s.shardLocked("", false, func(ctx context.Context) *redis.PubSub { return s.r.client.Subscribe(ctx) }))
 	}
 	master, err := s.r.cluster.MasterForKey(ctx, ch)
 	if err != nil {
@@ -90,7 +92,14 @@ func (s *subscriptions) route(ctx context.Context, ch string) (*shard, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.shardLocked(master.Options().Addr, true, func(ctx context.Context) *redis.PubSub { return master.SSubscribe(ctx) }), nil
+	return s.shardOrClosed(s.shardLocked(master.Options().Addr, true, func(ctx context.Context) *redis.PubSub { return master.SSubscribe(ctx) }))
+}
+
+func (s *subscriptions) shardOrClosed(sh *shard) (*shard, error) {
+	if sh == nil {
+		return nil, ErrClosed
+	}
+	return sh, nil
 }
 
 // subscribe makes the node want topic and waits until Redis confirms the
@@ -121,8 +130,11 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 	sh.waiters[ch] = append(sh.waiters[ch], wait)
 	if sh.ps != nil {
 		// Connected: ask now. Disconnected: the shard asks for every wanted
-		// channel when it reconnects, which resolves this waiter too.
-		if err := sh.send(ctx, true, ch); err != nil {
+		// channel when it reconnects, which resolves this waiter too. The
+		// command is written under the broker's context, not the caller's:
+		// go-redis drops a connection whose write was cancelled, and this
+		// one carries every subscription of the node.
+		if err := sh.send(s.r.ctx, true, ch); err != nil {
 			s.r.log.Debug("subscribe command failed", "channel", ch, "err", err)
 		}
 	}
@@ -136,17 +148,16 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 	}
 }
 
-// unsubscribe makes the node stop wanting topic.
-func (s *subscriptions) unsubscribe(ctx context.Context, topic string) error {
+// unsubscribe makes the node stop wanting topic. The command is written
+// under the broker's context (see subscribe), bounded by go-redis's write
+// timeout.
+func (s *subscriptions) unsubscribe(topic string) error {
 	ch := s.r.channel(topic)
-	s.lastMu.Lock()
-	delete(s.lastID, topic)
-	s.lastMu.Unlock()
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh := s.want[ch]
 	delete(s.want, ch)
+	delete(s.lastID, ch)
 	if sh == nil {
 		return nil
 	}
@@ -154,7 +165,7 @@ func (s *subscriptions) unsubscribe(ctx context.Context, topic string) error {
 	if sh.ps == nil {
 		return nil // the connection is gone, and with it the subscription
 	}
-	return unavailable(sh.send(ctx, false, ch))
+	return unavailable(sh.send(s.r.ctx, false, ch))
 }
 
 // send writes a (un)subscribe command for channels. Caller holds s.mu.
@@ -264,38 +275,59 @@ func (s *subscriptions) routeLoop() {
 	}
 }
 
-// run keeps one shard connected until the broker closes: connect,
-// restore the shard's channels, receive until the connection fails, back
-// off, repeat.
+// run keeps one shard connected until the broker closes: connect, restore
+// the shard's channels, receive until the connection fails, back off,
+// repeat. In a cluster a failed shard retires instead: its channels go
+// back to the router, which may find their slots on another master.
 func (s *subscriptions) run(sh *shard) {
 	ctx := s.r.ctx
 	log := s.r.log.With("redis", sh.addr)
 	backoff := minBackoff
-	failures := 0
 	for ctx.Err() == nil {
 		ps := sh.newPubSub(ctx)
-		if err := ps.Ping(ctx); err != nil {
-			_ = ps.Close()
-			if failures++; failures == 1 {
-				log.Warn("redis pub/sub unreachable; retrying", "err", err)
+		err := ps.Ping(ctx)
+		if err == nil {
+			n := s.connected(sh, ps)
+			if s.recovered(sh.addr) {
+				log.Info("redis pub/sub reconnected", "restoring", n)
 			}
-			s.lost(sh)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, maxBackoff)
-			continue
+			backoff = minBackoff
+			err = s.receive(ctx, sh, ps)
 		}
-		n := s.connected(sh, ps)
-		if failures > 0 {
-			log.Info("redis pub/sub reconnected", "restoring", n)
-		}
-		failures, backoff = 0, minBackoff
-		err := s.receive(ctx, sh, ps)
-		s.lost(sh)
 		_ = ps.Close()
-		if ctx.Err() == nil {
-			log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
+		if ctx.Err() != nil {
+			return
 		}
+		if s.outage(sh.addr) {
+			log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
+		} else {
+			log.Debug("redis pub/sub still unreachable", "err", err)
+		}
+		if retired := s.lost(sh); retired {
+			return
+		}
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// outage records that addr failed, reporting whether this is news (so an
+// outage is logged as a warning once, not at every retry).
+func (s *subscriptions) outage(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	news := !s.warned[addr]
+	s.warned[addr] = true
+	return news
+}
+
+// recovered reports whether addr had an outage logged, and forgets it.
+func (s *subscriptions) recovered(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.warned[addr]
+	delete(s.warned, addr)
+	return was
 }
 
 // connected installs a fresh connection and asks it for every channel the
@@ -304,6 +336,7 @@ func (s *subscriptions) connected(sh *shard, ps *redis.PubSub) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh.ps = ps
+	sh.connects++
 	var chans []string
 	for ch, owner := range s.want {
 		if owner == sh {
@@ -320,10 +353,11 @@ func (s *subscriptions) connected(sh *shard, ps *redis.PubSub) int {
 	return len(chans)
 }
 
-// lost forgets a shard's connection: waiting Subscribe calls fail, and in
-// a cluster its channels go back to the router, since their slots may
-// have moved to another master.
-func (s *subscriptions) lost(sh *shard) {
+// lost forgets a shard's connection: waiting Subscribe calls fail (their
+// topics stay wanted). In a cluster the shard retires and its channels go
+// back to the router, since their slots may have moved to another master;
+// it reports true then.
+func (s *subscriptions) lost(sh *shard) (retired bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh.ps = nil
@@ -335,13 +369,19 @@ func (s *subscriptions) lost(sh *shard) {
 		}
 		delete(sh.waiters, ch)
 	}
-	if s.r.cluster != nil {
-		for ch, owner := range s.want {
-			if owner == sh {
-				s.want[ch] = nil
-			}
+	if s.r.cluster == nil {
+		return false
+	}
+	for ch, owner := range s.want {
+		if owner == sh {
+			s.want[ch] = nil
 		}
 	}
+	if s.shards[sh.addr] == sh {
+		delete(s.shards, sh.addr)
+	}
+	s.wake()
+	return true
 }
 
 // receive reads one connection until it fails, pinging it when silent.
@@ -414,7 +454,8 @@ func (s *subscriptions) onSubscription(ctx context.Context, sh *shard, m *redis.
 }
 
 // onMessage delivers one pub/sub message, skipping stored messages
-// already delivered by a gap fill.
+// already delivered by a gap fill and messages of channels the node no
+// longer wants (still in flight when it unsubscribed).
 func (s *subscriptions) onMessage(m *redis.Message) {
 	topic, ok := s.r.topicOf(m.Channel)
 	if !ok {
@@ -425,35 +466,45 @@ func (s *subscriptions) onMessage(m *redis.Message) {
 		s.r.log.Error("dropping malformed pub/sub payload", "channel", m.Channel)
 		return
 	}
-	if msg.ID != "" && !s.advance(topic, msg.ID) {
+	if !s.advance(m.Channel, msg.ID) {
 		return
 	}
 	s.r.deliver(msg)
 }
 
-// advance records id as the newest delivered on topic, reporting false if
-// it is not newer than the last one (a duplicate).
-func (s *subscriptions) advance(topic, id string) bool {
-	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
-	if last, ok := s.lastID[topic]; ok && CompareIDs(id, last) <= 0 {
+// advance records id as the newest stored message delivered on a wanted
+// channel. It reports false for an unwanted channel, or for a stored
+// message not newer than the last one delivered (a duplicate).
+func (s *subscriptions) advance(ch, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, wanted := s.want[ch]; !wanted {
 		return false
 	}
-	s.lastID[topic] = id
+	if id == "" {
+		return true
+	}
+	if last, ok := s.lastID[ch]; ok && CompareIDs(id, last) <= 0 {
+		return false
+	}
+	s.lastID[ch] = id
 	return true
 }
 
 // fillGap delivers the stored messages of a re-subscribed channel that
 // were published after the last one this node delivered, so that a broken
-// pub/sub connection loses nothing that Redis kept.
+// pub/sub connection loses nothing that Redis kept. It runs on the
+// receiving goroutine, before any later message of the connection, which
+// keeps every topic in order; the cost is one history read per restored
+// channel that had carried stored messages.
 func (s *subscriptions) fillGap(ctx context.Context, ch string) {
-	topic, _ := s.r.topicOf(ch)
-	s.lastMu.Lock()
-	last, ok := s.lastID[topic]
-	s.lastMu.Unlock()
+	s.mu.Lock()
+	last, ok := s.lastID[ch]
+	s.mu.Unlock()
 	if !ok || s.r.opts.HistorySize == 0 {
 		return
 	}
+	topic, _ := s.r.topicOf(ch)
 	page, err := s.r.History(ctx, topic, HistoryQuery{Since: last})
 	if err != nil {
 		s.r.log.Warn("cannot fill the gap after reconnecting; messages may be missing", "topic", topic, "err", err)
@@ -463,7 +514,7 @@ func (s *subscriptions) fillGap(ctx context.Context, ch string) {
 		s.r.log.Info("delivering messages published while disconnected", "topic", topic, "count", len(page.Messages))
 	}
 	for _, m := range page.Messages {
-		if s.advance(topic, m.ID) {
+		if s.advance(ch, m.ID) {
 			s.r.deliver(m)
 		}
 	}

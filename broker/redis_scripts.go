@@ -85,10 +85,22 @@ return 0
 `)
 
 // membersScript lists the users with a live connection on a topic.
+// Expired users are left for presenceSweepScript, which reports them.
 // KEYS[1] users zset.
 var membersScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+`)
+
+// presenceSweepScript removes and returns the users whose entries expired.
+// KEYS[1] users zset.
+var presenceSweepScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+end
+return gone
 `)

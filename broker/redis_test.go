@@ -286,3 +286,30 @@ func TestClusterSlotMoveReroutesSubscription(t *testing.T) {
 		t.Errorf("delivered %q", got.Data)
 	}
 }
+
+// TestCancelledCallsKeepTheConnection: a caller's context that runs out
+// must not reset the node's one pub/sub connection (go-redis drops a
+// connection whose write was cancelled), which would make every other
+// subscription of the node restore.
+func TestCancelledCallsKeepTheConnection(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	a, _ := newRedisNode(t, srv.URL(), nil, "c:", testOpts)
+	if err := a.Subscribe(ctx, "room:#kept"); err != nil {
+		t.Fatal(err)
+	}
+	expired, cancel := context.WithCancel(ctx)
+	cancel()
+	for i := range 20 {
+		topic := "room:#" + strings.Repeat("x", i+1)
+		_ = a.Subscribe(expired, topic)
+		_ = a.Unsubscribe(expired, topic)
+	}
+	waitFor(t, func() bool { return a.Ready(ctx) == nil })
+	a.subs.mu.Lock()
+	connects := a.subs.shards[""].connects
+	a.subs.mu.Unlock()
+	if connects != 1 {
+		t.Fatalf("the pub/sub connection was made %d times, want 1", connects)
+	}
+}

@@ -50,6 +50,7 @@ type Broker interface {
 	AddPresence(ctx context.Context, topic, user, conn string) (first bool, err error)
 	RemovePresence(ctx context.Context, topic, user, conn string) (last bool, err error)
 	Members(ctx context.Context, topic string) ([]string, error)
+	SweepPresence(ctx context.Context, topic string) ([]string, error)
 }
 
 // Registry is what the channels need of the local subscription registry.

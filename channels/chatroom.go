@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -363,6 +364,48 @@ func (cr *ChatRoom) Disconnect(ctx context.Context, c Client) {
 	cr.mu.Unlock()
 	for _, room := range rs {
 		cr.leaveRoom(ctx, c, room)
+	}
+}
+
+// SweepExpired runs until ctx ends, every interval telling the rooms this
+// node has members in about users whose presence expired (their node
+// crashed): they get the LeftRoom a graceful disconnect would have sent.
+// Whichever node sweeps a room first announces each such user, once.
+func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cr.sweep(ctx)
+		}
+	}
+}
+
+func (cr *ChatRoom) sweep(ctx context.Context) {
+	cr.mu.Lock()
+	local := make(map[string]struct{})
+	for _, rs := range cr.joined {
+		for room := range rs {
+			local[room] = struct{}{}
+		}
+	}
+	cr.mu.Unlock()
+	for room := range local {
+		gone, err := cr.broker.SweepPresence(ctx, RoomTopic(room))
+		if err != nil {
+			cr.log.Debug("presence sweep failed", "room", room, "err", err)
+			continue
+		}
+		for _, user := range gone {
+			cr.log.Info("member expired", "room", room, "user", user)
+			frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: room, User: user})
+			if _, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: frame}, false); err != nil {
+				cr.log.Warn("LeftRoom for an expired member not broadcast", "room", room, "user", user, "err", err)
+			}
+		}
 	}
 }
 

@@ -272,6 +272,8 @@ func TestCrashedNodeMembersExpire(t *testing.T) {
 	killed := time.Now()
 	victim.Kill()
 	eventually(t, "the crashed node's subscription is gone", func() bool { return d.subscribers(t, prefix, "room:#c") == 1 })
+	// The survivor's sweep tells the room, as a graceful disconnect would.
+	alive.ExpectRoomUser("LeftRoom", "#c", "ghost")
 	eventually(t, "the crashed node's member expires", func() bool {
 		c := wstest.Open(t, survivor.WS()+"?user=probe")
 		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#c"})

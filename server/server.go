@@ -43,6 +43,7 @@ type Server struct {
 	reg     *rooms.Registry
 	router  *channels.Router
 	ping    *channels.Ping
+	rooms   *channels.ChatRoom
 	inbox   *channels.Inbox
 	metrics *metrics.Metrics
 	auth    authenticator // nil in open mode
@@ -80,10 +81,11 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
 		HistoryMaxPage: cfg.HistoryMaxPage,
 	}
 	s.ping = channels.NewPing(b, s.reg)
+	s.rooms = channels.NewChatRoom(b, s.reg, limits, log)
 	s.inbox = channels.NewInbox(b, s.reg)
 	s.router = channels.NewRouter(map[string]channels.Channel{
 		"chat":      channels.NewChat(b, s.reg, limits),
-		"chat-room": channels.NewChatRoom(b, s.reg, limits, log),
+		"chat-room": s.rooms,
 		"ping":      s.ping,
 		"inbox":     s.inbox,
 	})
@@ -119,6 +121,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String())
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() { s.rooms.SweepExpired(sweepCtx, s.cfg.PresenceTTL/3) })
+	defer func() { stopSweep(); sweeper.Wait() }()
 
 	select {
 	case err := <-served:
