@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -15,8 +16,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// Claims are a ticket's claims: sub (the user name), exp, iat, jti, and
-// optionally the rooms the user may join.
+// Claims are a ticket's claims: sub (the user name), aud (the configured
+// audience), exp, iat, jti, and optionally the rooms the user may join.
 type Claims struct {
 	jwt.RegisteredClaims
 	// Rooms limits the rooms the connection may join; absent means any,
@@ -60,11 +61,12 @@ type Claimer interface {
 // Verifier checks tickets: signature with a pinned algorithm, required
 // claims, lifetime, and single use.
 type Verifier struct {
-	key     any
-	alg     string
-	maxTTL  time.Duration
-	claimer Claimer
-	now     func() time.Time
+	key      any
+	alg      string
+	audience string
+	maxTTL   time.Duration
+	claimer  Claimer
+	now      func() time.Time
 }
 
 // Key is a verification key and the one algorithm it is used with.
@@ -92,10 +94,12 @@ func LoadPublicKey(path string) (Key, error) {
 	return Key{}, fmt.Errorf("JWT_PUBLIC_KEY %s: not a PEM RSA or Ed25519 public key", path)
 }
 
-// NewVerifier returns a verifier accepting only key.Alg, tickets living at
-// most maxTTL, each once.
-func NewVerifier(key Key, maxTTL time.Duration, claimer Claimer) *Verifier {
-	return &Verifier{key: key.Key, alg: key.Alg, maxTTL: maxTTL, claimer: claimer, now: time.Now}
+// NewVerifier returns a verifier accepting only key.Alg, tickets for
+// audience (any, if empty) living at most maxTTL from iat to exp, each
+// once. The audience keeps other tokens signed with the same key (say, an
+// identity provider's ID tokens) from passing as tickets.
+func NewVerifier(key Key, audience string, maxTTL time.Duration, claimer Claimer) *Verifier {
+	return &Verifier{key: key.Key, alg: key.Alg, audience: audience, maxTTL: maxTTL, claimer: claimer, now: time.Now}
 }
 
 // clockSkew is the leeway allowed on exp, nbf and iat between the minting
@@ -112,17 +116,22 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, reject("malformed ticket", err)
 	}
 	if alg, _ := unverified.Header["alg"].(string); alg != v.alg {
-		return Identity{}, reject(fmt.Sprintf("algorithm %q not allowed", alg), nil)
+		// The header is the client's text: it stays out of the close reason.
+		return Identity{}, reject("algorithm not allowed", fmt.Errorf("alg %.32q, want %s", alg, v.alg))
 	}
 
 	var claims Claims
-	parser := jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{v.alg}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(clockSkew),
 		jwt.WithTimeFunc(v.now),
-	)
+	}
+	if v.audience != "" {
+		opts = append(opts, jwt.WithAudience(v.audience))
+	}
+	parser := jwt.NewParser(opts...)
 	_, err = parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
 	switch {
 	case err == nil:
@@ -132,8 +141,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, reject("ticket not valid yet", err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return Identity{}, reject("bad signature", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && strings.Contains(err.Error(), "aud claim"):
+		return Identity{}, reject("missing claim aud", err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return Identity{}, reject("missing claim exp", err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return Identity{}, reject("wrong audience", err)
 	default:
 		return Identity{}, reject("invalid ticket", err)
 	}
@@ -143,13 +156,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if claims.ID == "" {
 		return Identity{}, reject("missing claim jti", nil)
 	}
+	if claims.IssuedAt == nil {
+		return Identity{}, reject("missing claim iat", nil)
+	}
 	if err := ValidateUser(claims.Subject); err != nil {
 		return Identity{}, reject("invalid claim sub", err)
 	}
-	remaining := claims.ExpiresAt.Sub(v.now())
-	if remaining > v.maxTTL+clockSkew {
+	if claims.ExpiresAt.Sub(claims.IssuedAt.Time) > v.maxTTL {
 		return Identity{}, reject(fmt.Sprintf("ticket lives longer than %s", v.maxTTL), nil)
 	}
+	remaining := claims.ExpiresAt.Sub(v.now())
 	fresh, err := v.claimer.Claim(ctx, "ticket:"+claims.ID, max(remaining+clockSkew, time.Second))
 	if err != nil {
 		return Identity{}, &Rejection{Reason: "cannot check ticket now, try again", Retry: true, cause: err}
@@ -162,19 +178,27 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 
 // Minter issues HS256 tickets (POST /tokens).
 type Minter struct {
-	secret []byte
-	now    func() time.Time
+	secret   []byte
+	audience string
+	now      func() time.Time
 }
 
-// NewMinter returns a minter signing with secret.
-func NewMinter(secret string) *Minter { return &Minter{secret: []byte(secret), now: time.Now} }
+// NewMinter returns a minter signing with secret for audience.
+func NewMinter(secret, audience string) *Minter {
+	return &Minter{secret: []byte(secret), audience: audience, now: time.Now}
+}
 
 // Mint issues a ticket for user, valid for ttl.
 func (m *Minter) Mint(user string, rooms []string, ttl time.Duration) (string, time.Time, error) {
 	now := m.now()
 	exp := now.Add(ttl)
+	var aud jwt.ClaimStrings
+	if m.audience != "" {
+		aud = jwt.ClaimStrings{m.audience}
+	}
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
+			Audience:  aud,
 			Subject:   user,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),

@@ -178,7 +178,7 @@ func ClientError(err error) (e *protocol.Error, serverSide bool) {
 	case errors.As(err, &pe):
 		return pe, false
 	case errors.As(err, &ue):
-		return protocol.Errorf(protocol.CodeUnavailable, "the message service is unavailable; nothing was sent, try again"), true
+		return protocol.Errorf(protocol.CodeUnavailable, "the message service did not answer in time; your request most likely did not happen, try again"), true
 	default:
 		return protocol.Errorf(protocol.CodeInternal, "the server could not process this message"), true
 	}

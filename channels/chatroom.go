@@ -152,20 +152,22 @@ func (cr *ChatRoom) setMember(connID, room string, in bool) {
 	}
 }
 
-// joinStage is how far a join got, so that a failure undoes exactly that.
-type joinStage int
-
-const (
-	stageSubscribed joinStage = iota // in the registry, held
-	stagePresent                     // presence recorded
-	stageAnnounced                   // JoinedRoom broadcast
-)
+// joinProgress is what a join has done so far, so that a failure undoes
+// exactly that.
+type joinProgress struct {
+	present, subscribed, announced bool
+}
 
 // join adds c to a room. The joiner receives MemberList, then its own
 // JoinedRoom (with recovered when it resumes), then any replayed history,
 // then live messages, in that order and without duplicates: the
 // connection is held in the registry until the replay is queued. If any
 // step fails, what the earlier ones did is undone.
+//
+// Presence is recorded before the connection subscribes, so that the
+// LeftRoom of another tab of the same user leaving at that moment is
+// either not sent (this connection keeps the user present) or sent before
+// this connection listens.
 func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (err error) {
 	room, user := req.Room, c.User()
 	if !c.MayJoin(room) {
@@ -183,13 +185,10 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	if cr.roomCount(c.ID()) >= cr.limits.MaxRooms {
 		return protocol.Errorf(protocol.CodeTooManyRooms, "a connection may be in at most %d rooms", cr.limits.MaxRooms)
 	}
-	if _, err := cr.reg.Join(ctx, topic, c, true); err != nil {
-		return brokerError(err)
-	}
-	stage := stageSubscribed
+	var done joinProgress
 	defer func() {
 		if err != nil {
-			cr.abandonJoin(ctx, c, room, stage)
+			cr.abandonJoin(ctx, c, room, done)
 		}
 	}()
 
@@ -197,7 +196,11 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	if err != nil {
 		return brokerError(err)
 	}
-	stage = stagePresent
+	done.present = true
+	if _, err := cr.reg.Join(ctx, topic, c, true); err != nil {
+		return brokerError(err)
+	}
+	done.subscribed = true
 	users, err := cr.broker.Members(ctx, topic)
 	if err != nil {
 		return brokerError(err)
@@ -214,7 +217,7 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		if _, err := cr.broker.Publish(ctx, broker.Message{Topic: topic, Except: c.ID(), Data: frame}, false); err != nil {
 			cr.log.Warn("JoinedRoom not broadcast", "room", room, "user", user, "err", err)
 		}
-		stage = stageAnnounced
+		done.announced = true
 	}
 	cr.setMember(c.ID(), room, true)
 
@@ -240,6 +243,9 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 			return err
 		}
 		for _, f := range frames {
+			if aboutUser(f, user) {
+				continue // stale: this join made the user present
+			}
 			if err := c.Send(ctx, f); err != nil {
 				return err
 			}
@@ -248,6 +254,19 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 			return nil
 		}
 	}
+}
+
+// aboutUser reports whether frame is a JoinedRoom or LeftRoom of user. A
+// joiner drops those from what arrived while it was held: they predate its
+// own join (another tab of the same user coming or going at that moment),
+// and its MemberList and JoinedRoom already say where it stands.
+func aboutUser(frame []byte, user string) bool {
+	env, err := protocol.Decode(frame)
+	if err != nil || (env.Message.Type != protocol.TypeJoinedRoom && env.Message.Type != protocol.TypeLeftRoom) {
+		return false
+	}
+	var who protocol.RoomUser
+	return protocol.DecodeContents(env.Message, &who) == nil && who.User == user
 }
 
 // replay reads what a resuming joiner missed after since: at most one
@@ -292,20 +311,21 @@ func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, user
 	return c.Send(ctx, ack)
 }
 
-// abandonJoin undoes a join that failed at stage. Once the join was
-// announced, the others are told the user left again; before that, nobody
-// hears of it.
-func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, stage joinStage) {
+// abandonJoin undoes a failed join. Once the join was announced, the
+// others are told the user left again; before that, nobody hears of it.
+func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, done joinProgress) {
 	ctx = context.WithoutCancel(ctx)
-	if stage == stageAnnounced {
+	if done.announced {
 		cr.leaveRoom(ctx, c, room)
 		return
 	}
 	cr.setMember(c.ID(), room, false)
-	if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
-		cr.log.Warn("leave after failed join", "room", room, "err", err)
+	if done.subscribed {
+		if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
+			cr.log.Warn("leave after failed join", "room", room, "err", err)
+		}
 	}
-	if stage >= stagePresent {
+	if done.present {
 		if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID()); err != nil {
 			cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
 		}

@@ -45,6 +45,7 @@ type Config struct {
 
 	JWTSecret    string
 	JWTPublicKey string // path of a PEM file
+	JWTAudience  string
 	ServerAPIKey string
 	AuthTimeout  time.Duration
 	TokenTTL     time.Duration
@@ -116,6 +117,14 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { c.JWTSecret = v; return nil }},
 	{Env: "JWT_PUBLIC_KEY", Flag: "jwt-public-key", Default: "", Help: "PEM file with an RSA or Ed25519 public key for tickets (RS256/EdDSA); enables authenticated mode",
 		apply: func(c *Config, v string) error { c.JWTPublicKey = v; return nil }},
+	{Env: "JWT_AUDIENCE", Flag: "jwt-audience", Default: "switchboard", Help: "the aud claim every ticket must carry (\"-\": do not check; not recommended)",
+		apply: func(c *Config, v string) error {
+			if v == "-" {
+				v = ""
+			}
+			c.JWTAudience = v
+			return nil
+		}},
 	{Env: "SERVER_API_KEY", Flag: "server-api-key", Default: "", Help: "bearer key required by the server API (POST /message, POST /tokens, /ping1, /ping2, GET /rooms/…)", Secret: true,
 		apply: func(c *Config, v string) error { c.ServerAPIKey = v; return nil }},
 	{Env: "AUTH_TIMEOUT", Flag: "auth-timeout", Default: "5s", Help: "time a connection has to send Authenticate",
@@ -147,19 +156,24 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		fmt.Fprintf(out, "Usage: switchboard [flags]\n\nEvery flag can also be set by the environment variable named in brackets.\n\n")
 		fs.PrintDefaults()
 	}
+	// Flags show their built-in defaults: the environment's values, which
+	// may be secrets, are never printed by -help or a parse error.
 	values := make([]*string, len(Settings))
 	for i, s := range Settings {
-		v := s.Default
-		if env := getenv(s.Env); env != "" {
-			v = env
-		}
-		values[i] = fs.String(s.Flag, v, fmt.Sprintf("%s [%s] (default %q)", s.Help, s.Env, s.Default))
+		values[i] = fs.String(s.Flag, s.Default, fmt.Sprintf("%s [%s]", s.Help, s.Env))
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for i, s := range Settings {
+		if env := getenv(s.Env); env != "" && !set[s.Flag] {
+			*values[i] = env
+		}
 	}
 	var c Config
 	var errs []error

@@ -147,3 +147,18 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 		t.Errorf("unknown flag accepted")
 	}
 }
+
+// TestHelpNeverShowsSecrets: -help and parse errors print the flags'
+// built-in defaults, not values taken from the environment.
+func TestHelpNeverShowsSecrets(t *testing.T) {
+	env := map[string]string{"JWT_SECRET": "do-not-print-this-secret-0123456789", "SERVER_API_KEY": "nor-this-key", "REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0"}
+	for _, args := range [][]string{{"-help"}, {"-no-such-flag"}, {"-port", "x"}} {
+		var out strings.Builder
+		_, _ = Load(args, func(k string) string { return env[k] }, &out)
+		for _, secret := range []string{"do-not-print", "nor-this-key", "hunter2"} {
+			if strings.Contains(out.String(), secret) {
+				t.Errorf("%v printed a secret:\n%s", args, out.String())
+			}
+		}
+	}
+}

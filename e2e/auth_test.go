@@ -55,7 +55,7 @@ func authNode(t *testing.T, extra map[string]string) *testnode.Node {
 // ticketClaims are valid claims for user, issued now and living ttl.
 func ticketClaims(user string, ttl time.Duration) jwt.MapClaims {
 	now := time.Now()
-	return jwt.MapClaims{"sub": user, "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": rand.Text()}
+	return jwt.MapClaims{"sub": user, "aud": "switchboard", "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": rand.Text()}
 }
 
 func signTicket(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
@@ -180,13 +180,13 @@ func TestTicketRejections(t *testing.T) {
 		{name: "bad signature", reason: "bad signature", token: func(t *testing.T) string {
 			return signTicket(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdef-0123"), ticketClaims("alice", time.Minute))
 		}},
-		{name: "alg none", reason: `algorithm "none" not allowed`, token: func(t *testing.T) string {
+		{name: "alg none", reason: `algorithm not allowed`, token: func(t *testing.T) string {
 			return signTicket(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ticketClaims("alice", time.Minute))
 		}},
-		{name: "HS512 with the same secret", reason: `algorithm "HS512" not allowed`, token: func(t *testing.T) string {
+		{name: "HS512 with the same secret", reason: `algorithm not allowed`, token: func(t *testing.T) string {
 			return signTicket(t, jwt.SigningMethodHS512, []byte(authSecret), ticketClaims("alice", time.Minute))
 		}},
-		{name: "RS256 while HS256 is configured", reason: `algorithm "RS256" not allowed`, token: func(t *testing.T) string {
+		{name: "RS256 while HS256 is configured", reason: `algorithm not allowed`, token: func(t *testing.T) string {
 			return signTicket(t, jwt.SigningMethodRS256, authRSAKey(), ticketClaims("alice", time.Minute))
 		}},
 		{name: "missing sub", reason: "missing claim sub", token: func(t *testing.T) string {
@@ -902,10 +902,10 @@ func TestPublicKeyMode(t *testing.T) {
 					expectWorks(t, c)
 
 					refused := []struct{ what, token, reason string }{
-						{"HS256", hsTicket(t, "alice"), `algorithm "HS256" not allowed`},
-						{"HS256 keyed with the public key", signTicket(t, jwt.SigningMethodHS256, pemBytes, ticketClaims("alice", time.Minute)), `algorithm "HS256" not allowed`},
-						{"none", signTicket(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ticketClaims("alice", time.Minute)), `algorithm "none" not allowed`},
-						{tc.foreign.Alg(), signTicket(t, tc.foreign, tc.foreignKey, ticketClaims("alice", time.Minute)), `algorithm "` + tc.foreign.Alg() + `" not allowed`},
+						{"HS256", hsTicket(t, "alice"), `algorithm not allowed`},
+						{"HS256 keyed with the public key", signTicket(t, jwt.SigningMethodHS256, pemBytes, ticketClaims("alice", time.Minute)), `algorithm not allowed`},
+						{"none", signTicket(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ticketClaims("alice", time.Minute)), `algorithm not allowed`},
+						{tc.foreign.Alg(), signTicket(t, tc.foreign, tc.foreignKey, ticketClaims("alice", time.Minute)), `algorithm not allowed`},
 					}
 					if tc.name == "EdDSA" {
 						refused = append(refused, struct{ what, token, reason string }{

@@ -41,10 +41,15 @@ func (s *Server) handleMessage(c echo.Context) error {
 	if req.Content == nil {
 		return echo.NewHTTPError(http.StatusBadRequest, `"content" is required`)
 	}
+	if len(*req.Content) > int(s.cfg.MaxFrameBytes) {
+		// Larger than any client may send, and than a recipient's queue is
+		// sized for.
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "content is longer than MAX_FRAME_BYTES")
+	}
 	nodes, err := s.inbox.Send(c.Request().Context(), req.Username, *req.Content, req.Type)
 	if err != nil {
 		s.log.Warn("inbox message not published", "user", req.Username, "err", err)
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "message service unavailable; nothing was sent")
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "message service unavailable: the message was most likely not delivered")
 	}
 	return c.JSON(http.StatusAccepted, map[string]int{"nodes": nodes})
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,6 +127,7 @@ func (c *client) Send(ctx context.Context, frame []byte) error {
 // counts. Unless queued frames are to be flushed, a write in progress gets
 // stuckWriteGrace to finish before it is abandoned.
 func (c *client) close(req closeRequest) {
+	req.reason = truncateReason(req.reason)
 	c.closeOnce.Do(func() {
 		c.closeReq = req
 		close(c.closing)
@@ -136,6 +138,22 @@ func (c *client) close(req closeRequest) {
 			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.cancelWrites)
 		}
 	})
+}
+
+// maxReasonBytes is the longest close reason RFC 6455 allows (a control
+// frame carries 125 bytes, two of them the code); coder/websocket sends no
+// close frame at all for a longer one.
+const maxReasonBytes = 123
+
+func truncateReason(reason string) string {
+	if len(reason) <= maxReasonBytes {
+		return reason
+	}
+	cut := maxReasonBytes
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
 }
 
 // writeLoop writes queued frames until a close is requested or a write

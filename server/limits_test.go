@@ -43,7 +43,7 @@ func startKnownNode(t *testing.T, env map[string]string) *testnode.Node {
 // ticket mints a single-use ticket for user, limited to rooms (nil: any).
 func ticket(t *testing.T, user string, rooms ...string) string {
 	t.Helper()
-	tok, _, err := auth.NewMinter(testSecret).Mint(user, rooms, time.Minute)
+	tok, _, err := auth.NewMinter(testSecret, "switchboard").Mint(user, rooms, time.Minute)
 	if err != nil {
 		t.Fatalf("mint ticket: %v", err)
 	}

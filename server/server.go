@@ -23,6 +23,10 @@ import (
 	"github.com/switchboard/switchboard/rooms"
 )
 
+// shutdownGrace is how long connections closed at the shutdown deadline
+// may still take to clean up.
+const shutdownGrace = 2 * time.Second
+
 // Broker is everything the server and its channels need of a broker.
 type Broker interface {
 	channels.Broker
@@ -65,7 +69,7 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, auth: verifier, clients: make(map[*client]struct{})}
 	if cfg.JWTSecret != "" {
-		s.minter = auth.NewMinter(cfg.JWTSecret)
+		s.minter = auth.NewMinter(cfg.JWTSecret, cfg.JWTAudience)
 	}
 	var reg *rooms.Registry
 	s.metrics = metrics.New(func() int { return reg.Subscriptions() })
@@ -166,7 +170,13 @@ func (s *Server) shutdown(hs *http.Server, served <-chan error) error {
 			_ = c.ws.CloseNow()
 		}
 		s.mu.Unlock()
-		<-done
+		// Connections now end at once; their clean-up (leaving rooms in
+		// Redis) gets a short grace, not another full timeout.
+		select {
+		case <-done:
+		case <-time.After(shutdownGrace):
+			s.log.Warn("shutdown deadline passed with connections still cleaning up; their presence will expire")
+		}
 	}
 	s.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond))
 	if shutErr != nil && !errors.Is(shutErr, context.DeadlineExceeded) {

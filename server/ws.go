@@ -37,7 +37,7 @@ func newAuthenticator(cfg config.Config, claims auth.Claimer) (authenticator, er
 	default:
 		return nil, nil
 	}
-	return auth.NewVerifier(key, cfg.TokenMaxTTL, claims), nil
+	return auth.NewVerifier(key, cfg.JWTAudience, cfg.TokenMaxTTL, claims), nil
 }
 
 // handleWebSocket upgrades GET /websockets. Postman and browsers need
@@ -304,7 +304,9 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 	case perr.Code == protocol.CodeInternal:
 		cl.logger().Error("frame failed", "channel", channel, "err", err)
 	case serverSide:
-		cl.logger().Warn("frame failed", "channel", channel, "code", perr.Code, "err", err)
+		// The broker logs the outage itself, once; a line per frame would
+		// flood the log while it lasts.
+		cl.logger().Info("frame failed", "channel", channel, "code", perr.Code, "err", err)
 	default:
 		cl.logger().Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
 	}
