@@ -81,10 +81,9 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	// Frames the limiter let through (or refused: nil), waiting for the
-	// worker. When it is full the reader waits: the client sends faster
-	// than the server can process.
-	inbox := make(chan inboxFrame, s.cfg.RateBurst)
+	// Frames read, waiting for the worker. When it is full the reader
+	// waits: the client sends faster than the server processes.
+	inbox := make(chan inboxFrame, inboxFrames)
 	var wg sync.WaitGroup
 	wg.Go(cl.writeLoop)
 	wg.Go(func() { cl.pingLoop(ctx, s.cfg.WSTimeout/2) })
@@ -95,6 +94,11 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	wg.Wait()
 	cl.logger().Info("disconnected", "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
 }
+
+// inboxFrames is how many read frames may wait for a connection's worker.
+// Small on purpose: it is per connection, and the rate limit, not this
+// buffer, is what bounds a client.
+const inboxFrames = 16
 
 // inboxFrame is a frame read from the client; refused means the rate
 // limiter dropped it and the worker answers rate_limited.
