@@ -367,9 +367,23 @@ func TestSlowRedisDoesNotDropClients(t *testing.T) {
 	if err := d.redis.Do(context.Background(), "CLIENT", "PAUSE", "3500", "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
-	c.Join("#slow", "patient", "patient") // waits out the pause
-	c.Say("#slow", "still here")
-	c.ExpectRoomMessage("#slow", "patient", "still here")
+	// More frames than the worker's inbox holds, all waiting on Redis: the
+	// reader waits too, and the pinger must not mistake that for death.
+	const rooms = 30
+	for i := range rooms {
+		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#slow-" + strconv.Itoa(i)})
+	}
+	for i := range rooms {
+		room := "#slow-" + strconv.Itoa(i)
+		var list protocol.MemberList
+		c.Expect("chat-room", "MemberList").Decode(t, &list)
+		if list.Room != room {
+			t.Fatalf("answer %d is for %q, want %q", i, list.Room, room)
+		}
+		c.ExpectRoomUser("JoinedRoom", room, "patient")
+	}
+	c.Say("#slow-0", "still here")
+	c.ExpectRoomMessage("#slow-0", "patient", "still here")
 	if got := n.Server.Connections(); got != 1 {
 		t.Fatalf("%d connections, want 1", got)
 	}

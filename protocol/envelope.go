@@ -96,11 +96,11 @@ func jsonKind(k reflect.Kind) string {
 // marshal; every contents type in this package can, so a failure is a
 // programming error and panics.
 func Encode(channel, typ string, contents any) []byte {
-	raw, err := json.Marshal(contents)
+	raw, err := marshal(contents)
 	if err != nil {
 		panic(fmt.Sprintf("protocol: cannot encode %s/%s contents: %v", channel, typ, err))
 	}
-	frame, err := json.Marshal(Envelope{Channel: channel, Message: Message{Type: typ, Contents: raw}})
+	frame, err := marshal(Envelope{Channel: channel, Message: Message{Type: typ, Contents: raw}})
 	if err != nil {
 		panic(fmt.Sprintf("protocol: cannot encode %s/%s envelope: %v", channel, typ, err))
 	}
@@ -128,7 +128,21 @@ func WithID(frame []byte, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(env)
+	return marshal(env)
+}
+
+// marshal is json.Marshal without HTML escaping: encoding/json writes <, >
+// and & as six-byte \u escapes by default, which would let a client's
+// frame grow sixfold on its way to every recipient (and into history).
+// Frames are JSON for programs, never embedded in HTML.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // ContentsWithID is WithID returning only the stamped contents, as History
@@ -147,7 +161,7 @@ func stamp(frame []byte, id string) (Envelope, error) {
 	if err != nil {
 		return env, fmt.Errorf("stamp id: contents of %s/%s: %w", env.Channel, env.Message.Type, err)
 	}
-	quotedID, _ := json.Marshal(id) // a string always marshals
+	quotedID, _ := marshal(id) // a string always marshals
 	var b bytes.Buffer
 	b.Grow(len(env.Message.Contents) + len(quotedID) + 8)
 	b.WriteString(`{"id":`)
@@ -159,7 +173,7 @@ func stamp(frame []byte, id string) (Envelope, error) {
 			continue
 		}
 		b.WriteByte(',')
-		key, _ := json.Marshal(m.key)
+		key, _ := marshal(m.key)
 		b.Write(key)
 		b.WriteByte(':')
 		b.Write(m.value)

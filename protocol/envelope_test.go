@@ -278,8 +278,8 @@ func TestEncode(t *testing.T) {
 			`{"channel":"chat-room","message":{"type":"Error","contents":{"code":"not_member","message":"join \"#haskell\" first"}}}`},
 		{"nil contents", "chat", "X", nil,
 			`{"channel":"chat","message":{"type":"X","contents":null}}`},
-		{"html escaped but valid", "chat", "SubmitMessage", "<b>&</b>",
-			`{"channel":"chat","message":{"type":"SubmitMessage","contents":"\u003cb\u003e\u0026\u003c/b\u003e"}}`},
+		{"html characters kept as they are", "chat", "SubmitMessage", "<b>&</b>",
+			`{"channel":"chat","message":{"type":"SubmitMessage","contents":"<b>&</b>"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,8 +377,8 @@ func TestWithID(t *testing.T) {
 			want: `{"channel":"c","message":{"type":"T","contents":{"id":"a\"b\\c"}}}`, wantContents: `{"id":"a\"b\\c"}`},
 		{name: "control characters escaped", frame: `{"channel":"c","message":{"type":"T","contents":{}}}`, id: "a\nb\x00",
 			want: `{"channel":"c","message":{"type":"T","contents":{"id":"a\nb\u0000"}}}`},
-		{name: "html escaped", frame: `{"channel":"c","message":{"type":"T","contents":{}}}`, id: "</script>",
-			want: `{"channel":"c","message":{"type":"T","contents":{"id":"\u003c/script\u003e"}}}`},
+		{name: "html characters kept", frame: `{"channel":"c","message":{"type":"T","contents":{}}}`, id: "</script>",
+			want: `{"channel":"c","message":{"type":"T","contents":{"id":"</script>"}}}`},
 		{name: "empty id", frame: `{"channel":"c","message":{"type":"T","contents":{"a":1}}}`, id: "",
 			want: `{"channel":"c","message":{"type":"T","contents":{"id":"","a":1}}}`},
 		{name: "existing id replaced, not duplicated", frame: `{"channel":"chat","message":{"type":"NewMessageReceived","contents":{"id":"1-0","content":"x"}}}`, id: "2-0",
@@ -492,3 +492,25 @@ func TestTimestamp(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestFramesDoNotGrowWhenRelayed: text with <, > and & is relayed byte for
+// byte, not as six-byte \u escapes, through Encode and WithID alike.
+func TestFramesDoNotGrowWhenRelayed(t *testing.T) {
+	text := strings.Repeat("<&>", 1000)
+	frame := protocol.Encode("chat", "NewMessageReceived", protocol.ChatMessage{Content: text})
+	if len(frame) > len(text)+100 {
+		t.Fatalf("a %d-byte text became a %d-byte frame", len(text), len(frame))
+	}
+	stamped, err := protocol.WithID(frame, "1-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stamped) > len(frame)+20 {
+		t.Fatalf("stamping grew the frame from %d to %d bytes", len(frame), len(stamped))
+	}
+	var m protocol.ChatMessage
+	env, _ := protocol.Decode(stamped)
+	if err := protocol.DecodeContents(env.Message, &m); err != nil || m.Content != text || m.ID != "1-0" {
+		t.Fatalf("round trip: %+v, %v", m, err)
+	}
+}

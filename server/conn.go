@@ -40,6 +40,19 @@ type client struct {
 	writeT time.Duration
 	sent   prometheus.Counter // frames written
 
+	// Broadcasts that arrive while the connection is being subscribed wait
+	// in early, so that the greeting is the first frame after admission.
+	gate     sync.Mutex
+	admitted atomic.Bool
+	early    [][]byte
+	earlyLen int
+
+	// The reader waits for the worker when the client sends faster than it
+	// is served (a slow Redis). It cannot read pongs meanwhile, so the
+	// pinger must not take their absence for a dead peer.
+	readerWaiting atomic.Bool // waiting now
+	readerWaited  atomic.Bool // waited since the pinger last looked
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed when a close is requested
 	closeReq  closeRequest  // set once, before closing is closed
@@ -106,10 +119,44 @@ func (c *client) Deliver(frame []byte) {
 		return
 	default:
 	}
-	if !c.queue.tryPush(frame) {
-		c.logger().Info("closing slow connection", "queued_bytes", c.queue.size())
-		c.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+	if !c.admitted.Load() && c.holdEarly(frame) {
+		return
 	}
+	if !c.queue.tryPush(frame) {
+		c.tooSlow()
+	}
+}
+
+func (c *client) tooSlow() {
+	c.logger().Info("closing slow connection", "queued_bytes", c.queue.size())
+	c.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+}
+
+// holdEarly keeps a broadcast that arrived before the greeting, reporting
+// false if the greeting was sent meanwhile.
+func (c *client) holdEarly(frame []byte) bool {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	if c.admitted.Load() {
+		return false
+	}
+	if c.earlyLen+len(frame) > c.queue.maxBytes {
+		c.tooSlow()
+		return true
+	}
+	c.early = append(c.early, frame)
+	c.earlyLen += len(frame)
+	return true
+}
+
+// greet queues the greeting, then what was broadcast while the connection
+// was being subscribed; from here on broadcasts queue directly.
+func (c *client) greet(greeting []byte) {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	c.queue.pushAll(append([][]byte{greeting}, c.early...))
+	c.early, c.earlyLen = nil, 0
+	c.admitted.Store(true)
 }
 
 // Send queues a direct reply, waiting for room until ctx ends or the
@@ -224,8 +271,29 @@ func (c *client) write(frame []byte) error {
 	return nil
 }
 
+// handOver gives a read frame to the worker, waiting while the worker is
+// busy; it reports false if the connection closed meanwhile.
+func (c *client) handOver(inbox chan<- inboxFrame, f inboxFrame) bool {
+	select {
+	case inbox <- f:
+		return true
+	default:
+	}
+	c.readerWaited.Store(true)
+	c.readerWaiting.Store(true)
+	defer c.readerWaiting.Store(false)
+	select {
+	case inbox <- f:
+		return true
+	case <-c.closing:
+		return false
+	}
+}
+
 // pingLoop pings the peer every interval and drops the connection when a
-// pong does not come back within the same interval. It stops with ctx.
+// pong does not come back within the same interval, unless the reader
+// could not have read it (it was waiting for the worker: the client is
+// evidently there, its frames are queued). It stops with ctx.
 func (c *client) pingLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -236,9 +304,16 @@ func (c *client) pingLoop(ctx context.Context, interval time.Duration) {
 		case <-c.closing:
 			return
 		case <-t.C:
+			if c.readerWaiting.Load() {
+				continue
+			}
+			c.readerWaited.Store(false)
 			pctx, cancel := context.WithTimeout(ctx, interval)
 			err := c.ws.Ping(pctx)
 			cancel()
+			if err != nil && c.readerWaited.Load() {
+				continue
+			}
 			if err != nil && ctx.Err() == nil {
 				c.logger().Info("dropping unresponsive connection", "err", err)
 				c.close(closeRequest{why: "ping_timeout", code: websocket.StatusGoingAway, reason: reasonPingTimeout, now: true})

@@ -39,12 +39,14 @@ func (q *sendQueue) tryPush(frame []byte) bool {
 	return true
 }
 
-// pushFront queues a frame ahead of everything queued, whatever the bound
-// (the greeting, once).
-func (q *sendQueue) pushFront(frame []byte) {
+// pushAll queues frames whatever the bound; the caller bounds them (the
+// greeting and what arrived before it, once).
+func (q *sendQueue) pushAll(frames [][]byte) {
 	q.mu.Lock()
-	q.frames = append([][]byte{frame}, q.frames...)
-	q.bytes += len(frame)
+	for _, f := range frames {
+		q.frames = append(q.frames, f)
+		q.bytes += len(f)
+	}
 	q.mu.Unlock()
 	signal(q.ready)
 }

@@ -123,9 +123,7 @@ func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) 
 			cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
 			return
 		}
-		select {
-		case inbox <- inboxFrame{data: data, refused: !ok}:
-		case <-cl.closing:
+		if !cl.handOver(inbox, inboxFrame{data: data, refused: !ok}) {
 			return
 		}
 	}
@@ -282,8 +280,7 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 		return false
 	}
 	cl.logger().Info("connected", "remote", remote)
-	// Ahead of any broadcast queued while Connect subscribed the connection.
-	cl.queue.pushFront(protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
+	cl.greet(protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
 		protocol.Authenticated{User: cl.user, Connection: cl.id}))
 	return true
 }
