@@ -68,6 +68,9 @@ type Limits struct {
 	HistoryEnabled bool // whether messages are stored (HISTORY_SIZE > 0)
 	HistoryPage    int  // messages per History page when the client sets no limit
 	HistoryMaxPage int  // the most a client may ask for in one page
+	// OpTimeout bounds waiting for a room's subscription, including behind
+	// other joiners of the same room.
+	OpTimeout time.Duration
 }
 
 // Topic names. Each is one broker topic (one Redis channel).

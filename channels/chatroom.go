@@ -197,7 +197,10 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		return brokerError(err)
 	}
 	done.present = true
-	if _, err := cr.reg.Join(ctx, topic, c, true); err != nil {
+	joinCtx, cancel := context.WithTimeout(ctx, cr.limits.OpTimeout)
+	_, err = cr.reg.Join(joinCtx, topic, c, true)
+	cancel()
+	if err != nil {
 		return brokerError(err)
 	}
 	done.subscribed = true

@@ -412,3 +412,30 @@ func TestFailedJoinLeavesNoSubscription(t *testing.T) {
 	}
 	c.Join("#never", "u", "u") // and joining works now
 }
+
+// TestJoinersDoNotQueueBehindAFailingSubscribe: while Redis stalls, every
+// first joiner of a room is answered within its own OP_TIMEOUT, rather
+// than one OP_TIMEOUT after the joiner ahead of it.
+func TestJoinersDoNotQueueBehindAFailingSubscribe(t *testing.T) {
+	d, _ := singleRedis(t)
+	const opTimeout = time.Second
+	n := d.nodes(t, 1, map[string]string{"OP_TIMEOUT": opTimeout.String()})[0]
+	clients := make([]*wstest.Client, 4)
+	for i := range clients {
+		clients[i] = wstest.Open(t, n.WS()+"?user=j"+strconv.Itoa(i))
+	}
+	if err := d.redis.Do(context.Background(), "CLIENT", "PAUSE", "6000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, c := range clients {
+		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#stalled"})
+	}
+	for i, c := range clients {
+		c.ExpectError("chat-room", protocol.CodeUnavailable)
+		// Generous: the contract is one OP_TIMEOUT each, not one per joiner ahead.
+		if took := time.Since(start); took > 3*opTimeout {
+			t.Errorf("joiner %d answered after %s with OP_TIMEOUT %s", i, took.Round(time.Millisecond), opTimeout)
+		}
+	}
+}

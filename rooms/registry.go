@@ -48,9 +48,12 @@ type topic struct {
 	name string
 	refs int // members, joins in progress and pins; guarded by Registry.mu
 
-	opMu       sync.Mutex // serialises Subscribe/Unsubscribe of this topic
-	subscribed bool       // Subscribe succeeded; guarded by opMu
-	wanted     bool       // Subscribe was called, even if it failed; guarded by opMu
+	// op serialises Subscribe/Unsubscribe of this topic. It is a channel so
+	// that waiting for it honours a context: joiners queued behind a
+	// Subscribe that hangs on Redis give up at their own deadline.
+	op         chan struct{}
+	subscribed bool // Subscribe succeeded; guarded by op
+	wanted     bool // Subscribe was called, even if it failed; guarded by op
 
 	mu      sync.Mutex // guards members
 	members map[string]*member
@@ -85,7 +88,7 @@ func (r *Registry) reserve(name string) *topic {
 	defer r.mu.Unlock()
 	t := r.topics[name]
 	if t == nil {
-		t = &topic{name: name, members: make(map[string]*member)}
+		t = &topic{name: name, members: make(map[string]*member), op: make(chan struct{}, 1)}
 		r.topics[name] = t
 	}
 	t.refs++
@@ -99,8 +102,8 @@ func (r *Registry) release(ctx context.Context, t *topic) error {
 	t.refs--
 	r.mu.Unlock()
 
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
+	t.op <- struct{}{}
+	defer func() { <-t.op }()
 	r.mu.Lock()
 	unused := t.refs == 0
 	r.mu.Unlock()
@@ -124,8 +127,12 @@ func (r *Registry) release(ctx context.Context, t *topic) error {
 
 // ensureSubscribed subscribes the node to t unless it already is.
 func (r *Registry) ensureSubscribed(ctx context.Context, t *topic) error {
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
+	select {
+	case t.op <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-t.op }()
 	if t.subscribed {
 		return nil
 	}
@@ -278,8 +285,8 @@ func (r *Registry) Subscribed(name string) bool {
 	if t == nil {
 		return false
 	}
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
+	t.op <- struct{}{}
+	defer func() { <-t.op }()
 	return t.subscribed
 }
 

@@ -83,6 +83,7 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
 		HistoryEnabled: cfg.HistorySize > 0,
 		HistoryPage:    cfg.HistoryPage,
 		HistoryMaxPage: cfg.HistoryMaxPage,
+		OpTimeout:      cfg.OpTimeout,
 	}
 	s.ping = channels.NewPing(b, s.reg)
 	s.rooms = channels.NewChatRoom(b, s.reg, limits, log)

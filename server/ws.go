@@ -274,7 +274,10 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 		}
 	}
 	cl.setLogger(cl.logger().With("user", cl.user))
-	if err := s.router.Connect(ctx, cl); err != nil {
+	connectCtx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	err := s.router.Connect(connectCtx, cl)
+	cancel()
+	if err != nil {
 		cl.logger().Warn("cannot subscribe new connection", "err", err)
 		cl.close(closeRequest{why: "unavailable", code: websocket.StatusTryAgainLater, reason: "server cannot subscribe you now, try again"})
 		return false
