@@ -17,6 +17,11 @@
 //     order they were stored; ids increase strictly within a topic's stream.
 //   - The deliver callback is called from one goroutine per subscription
 //     connection and must not block.
+//   - Presence announcements (the frames given to AddPresence,
+//     RemovePresence and SweepPresence) are published in the same atomic
+//     step as the presence change they announce: a user is announced as
+//     joined exactly when it becomes present and as left exactly when it
+//     stops being present, in that order on the topic.
 package broker
 
 import (
@@ -70,6 +75,13 @@ type HistoryPage struct {
 	// the page continues exactly where Since left off. False means messages
 	// may have been trimmed or expired in between.
 	Recovered bool
+}
+
+// FrameTemplate builds a frame about one user: Prefix, the user name as a
+// JSON string, Suffix. The broker uses it for users it removes on its own
+// (expired presence), whose names only it knows.
+type FrameTemplate struct {
+	Prefix, Suffix []byte
 }
 
 // Errors shared by both implementations.

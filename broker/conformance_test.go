@@ -18,10 +18,10 @@ type testBroker interface {
 	Unsubscribe(ctx context.Context, topic string) error
 	Publish(ctx context.Context, msg Message, withHistory bool) (PublishResult, error)
 	History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error)
-	AddPresence(ctx context.Context, topic, user, conn string) (bool, error)
-	RemovePresence(ctx context.Context, topic, user, conn string) (bool, error)
+	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error)
+	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error)
 	Members(ctx context.Context, topic string) ([]string, error)
-	SweepPresence(ctx context.Context, topic string) ([]string, error)
+	SweepPresence(ctx context.Context, topic string, left FrameTemplate) ([]string, error)
 	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
@@ -279,6 +279,7 @@ func runConformance(t *testing.T, be backend) {
 
 	t.Run("Presence", func(t *testing.T) {
 		n := startNode(t, be, testOpts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "room"))
 		steps := []struct {
 			op         string
 			user, conn string
@@ -296,10 +297,11 @@ func runConformance(t *testing.T, be backend) {
 		for i, s := range steps {
 			var got bool
 			var err error
+			frame := []byte(s.op + " " + s.user)
 			if s.op == "add" {
-				got, err = n.AddPresence(ctx, "room", s.user, s.conn)
+				got, err = n.AddPresence(ctx, "room", s.user, s.conn, frame)
 			} else {
-				got, err = n.RemovePresence(ctx, "room", s.user, s.conn)
+				got, err = n.RemovePresence(ctx, "room", s.user, s.conn, frame)
 			}
 			if err != nil || got != s.want {
 				t.Fatalf("step %d %s %s/%s = %v, %v; want %v", i, s.op, s.user, s.conn, got, err, s.want)
@@ -307,7 +309,22 @@ func runConformance(t *testing.T, be backend) {
 			if m := must[[]string](t)(n.Members(ctx, "room")); !slices.Equal(m, s.members) {
 				t.Fatalf("step %d: members %v, want %v", i, m, s.members)
 			}
+			// The announcement goes out exactly on a transition, with the
+			// change; a join's announcement skips the joining connection.
+			if !s.want {
+				n.nothing(t)
+				continue
+			}
+			got2 := n.next(t)
+			if string(got2.Data) != string(frame) || (s.op == "add") != (got2.Except == s.conn) {
+				t.Fatalf("step %d announced %q except %q", i, got2.Data, got2.Except)
+			}
 		}
+		// Removing a connection that is not there announces nothing.
+		if must[bool](t)(n.RemovePresence(ctx, "room", "nobody", "x", []byte("left"))) {
+			t.Fatal("removing an absent connection reported the user's last")
+		}
+		n.nothing(t)
 	})
 
 	t.Run("Claim", func(t *testing.T) {
@@ -328,7 +345,7 @@ func runConformance(t *testing.T, be backend) {
 		topics := []string{"room:{x}", "room:x", "room:x}", "room:%7Bx%7D", "room:}:history"}
 		for _, topic := range topics {
 			must[struct{}](t)(struct{}{}, n.Subscribe(ctx, topic))
-			_ = must[bool](t)(n.AddPresence(ctx, topic, "u}:x", "c"))
+			_ = must[bool](t)(n.AddPresence(ctx, topic, "u}:x", "c", nil))
 		}
 		for _, topic := range topics {
 			_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: topic, Data: []byte(topic)}, true))
@@ -377,13 +394,13 @@ func runConformance(t *testing.T, be backend) {
 		if page := must[HistoryPage](t)(b.History(ctx, "x", HistoryQuery{})); len(page.Messages) != 1 || page.Messages[0].ID != res.ID {
 			t.Errorf("history on another node: %+v", page)
 		}
-		if !must[bool](t)(a.AddPresence(ctx, "room", "alice", "a1")) || must[bool](t)(b.AddPresence(ctx, "room", "alice", "b1")) {
+		if !must[bool](t)(a.AddPresence(ctx, "room", "alice", "a1", nil)) || must[bool](t)(b.AddPresence(ctx, "room", "alice", "b1", nil)) {
 			t.Errorf("second node's connection of the same user counted as first")
 		}
 		if m := must[[]string](t)(c.Members(ctx, "room")); !slices.Equal(m, []string{"alice"}) {
 			t.Errorf("members = %v", m)
 		}
-		if must[bool](t)(a.RemovePresence(ctx, "room", "alice", "a1")) || !must[bool](t)(b.RemovePresence(ctx, "room", "alice", "b1")) {
+		if must[bool](t)(a.RemovePresence(ctx, "room", "alice", "a1", nil)) || !must[bool](t)(b.RemovePresence(ctx, "room", "alice", "b1", nil)) {
 			t.Errorf("last connection across nodes misreported")
 		}
 		if !must[bool](t)(a.Claim(ctx, "shared", time.Minute)) || must[bool](t)(b.Claim(ctx, "shared", time.Minute)) {
@@ -395,8 +412,9 @@ func runConformance(t *testing.T, be backend) {
 		opts := testOpts
 		opts.PresenceTTL = 1500 * time.Millisecond
 		a, b := startNode(t, be, opts), startNode(t, be, opts)
-		must[bool](t)(a.AddPresence(ctx, "room", "ghost", "g1"))
-		must[bool](t)(b.AddPresence(ctx, "room", "alive", "l1"))
+		must[struct{}](t)(struct{}{}, b.Subscribe(ctx, "room"))
+		must[bool](t)(a.AddPresence(ctx, "room", "ghost", "g1", nil))
+		must[bool](t)(b.AddPresence(ctx, "room", "alive", "l1", nil))
 		_ = a.Close() // like a crash: nothing removed, no more heartbeats
 		deadline := time.Now().Add(5 * time.Second)
 		for {
@@ -410,12 +428,17 @@ func runConformance(t *testing.T, be backend) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		// The expired user is reported once, to whichever node sweeps first.
-		if gone := must[[]string](t)(b.SweepPresence(ctx, "room")); !slices.Equal(gone, []string{"ghost"}) {
+		left := FrameTemplate{Prefix: []byte(`{"left":`), Suffix: []byte(`}`)}
+		if gone := must[[]string](t)(b.SweepPresence(ctx, "room", left)); !slices.Equal(gone, []string{"ghost"}) {
 			t.Errorf("sweep reported %v, want [ghost]", gone)
 		}
-		if gone := must[[]string](t)(b.SweepPresence(ctx, "room")); len(gone) != 0 {
+		if got := b.next(t); string(got.Data) != `{"left":"ghost"}` {
+			t.Errorf("sweep announced %q", got.Data)
+		}
+		if gone := must[[]string](t)(b.SweepPresence(ctx, "room", left)); len(gone) != 0 {
 			t.Errorf("second sweep reported %v again", gone)
 		}
+		b.nothing(t)
 		// The live node's heartbeat keeps its own entry past the TTL.
 		time.Sleep(2 * opts.PresenceTTL)
 		if m := must[[]string](t)(b.Members(ctx, "room")); !slices.Equal(m, []string{"alive"}) {

@@ -17,6 +17,8 @@ type Memory struct {
 	now     func() time.Time
 	deliver func(Message)
 
+	presenceMu sync.Mutex // orders presence changes with their announcements
+
 	mu       sync.Mutex
 	topics   map[string]*memTopic
 	presence map[string]map[string]map[string]struct{} // topic → user → connections
@@ -259,11 +261,13 @@ func pageOf(entries []Message, q HistoryQuery) HistoryPage {
 // stream: the answer errs towards reporting a gap.
 func recovered(since, first streamID) bool { return !since.less(first) }
 
-// AddPresence records that conn (of user) is present on topic. first is
-// true when user had no other connection there.
-func (m *Memory) AddPresence(_ context.Context, topic, user, conn string) (first bool, err error) {
+// AddPresence records that conn (of user) is present on topic. When user
+// had no other connection there, joined is published on the topic (to
+// every subscriber but conn) and first is true.
+func (m *Memory) AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error) {
+	m.presenceMu.Lock() // held across the change and its announcement
+	defer m.presenceMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	users := m.presence[topic]
 	if users == nil {
 		users = make(map[string]map[string]struct{})
@@ -275,27 +279,36 @@ func (m *Memory) AddPresence(_ context.Context, topic, user, conn string) (first
 		users[user] = conns
 	}
 	conns[conn] = struct{}{}
-	return len(conns) == 1, nil
+	first = len(conns) == 1
+	m.mu.Unlock()
+	if first && len(joined) > 0 {
+		_, err = m.Publish(ctx, Message{Topic: topic, Except: conn, Data: joined}, false)
+	}
+	return first, err
 }
 
-// RemovePresence forgets conn on topic. last is true when user has no
-// other connection left there.
-func (m *Memory) RemovePresence(_ context.Context, topic, user, conn string) (last bool, err error) {
+// RemovePresence forgets conn on topic. When user has no connection left
+// there, left is published on the topic and last is true.
+func (m *Memory) RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error) {
+	m.presenceMu.Lock()
+	defer m.presenceMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	conns := m.presence[topic][user]
-	if conns == nil {
-		return false, nil
+	_, had := conns[conn]
+	if had {
+		delete(conns, conn)
 	}
-	delete(conns, conn)
-	if len(conns) > 0 {
-		return false, nil
+	if last = had && len(conns) == 0; last {
+		delete(m.presence[topic], user)
+		if len(m.presence[topic]) == 0 {
+			delete(m.presence, topic)
+		}
 	}
-	delete(m.presence[topic], user)
-	if len(m.presence[topic]) == 0 {
-		delete(m.presence, topic)
+	m.mu.Unlock()
+	if last && len(left) > 0 {
+		_, err = m.Publish(ctx, Message{Topic: topic, Data: left}, false)
 	}
-	return true, nil
+	return last, err
 }
 
 // Members lists the users present on topic, sorted.
@@ -310,9 +323,11 @@ func (m *Memory) Members(_ context.Context, topic string) ([]string, error) {
 	return users, nil
 }
 
-// SweepPresence reports no expired users: in one process, presence ends
+// SweepPresence finds no expired users: in one process, presence ends
 // only with a leave or a disconnect.
-func (m *Memory) SweepPresence(context.Context, string) ([]string, error) { return nil, nil }
+func (m *Memory) SweepPresence(context.Context, string, FrameTemplate) ([]string, error) {
+	return nil, nil
+}
 
 // Claim records key for ttl and reports whether it was new: the first
 // caller gets true, every later caller false until ttl passes.

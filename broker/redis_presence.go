@@ -10,43 +10,55 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// presenceTracker remembers this node's presence entries so a heartbeat
-// can refresh them before they expire. mu guards only the map: Redis calls
-// happen outside it. A removal that lands while a heartbeat is in flight is
-// recorded and replayed after the beat, so the beat cannot resurrect it.
+// presenceTracker remembers this node's presence entries, with the frame
+// that announces each user, so a heartbeat can refresh them before they
+// expire (and announce them again if Redis lost them). mu guards only the
+// map: Redis calls happen outside it. A removal that lands while a
+// heartbeat is in flight is recorded and replayed after the beat, so the
+// beat cannot resurrect it.
 type presenceTracker struct {
 	mu      sync.Mutex
-	local   map[presenceEntry]struct{}
+	local   map[presenceEntry][]byte // → JoinedRoom frame
 	beating bool
 	removed []presenceEntry // removals during the current beat
 }
 
 type presenceEntry struct{ topic, user, conn string }
 
-func (p *presenceTracker) init() { p.local = make(map[presenceEntry]struct{}) }
+func (p *presenceTracker) init() { p.local = make(map[presenceEntry][]byte) }
 
 func (r *Redis) presenceKeys(topic, user string) []string {
-	return []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user)}
+	return []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user), r.key(topic, ":swept")}
 }
 
-// AddPresence records that conn (of user) is present on topic. first is
-// true when user had no other live connection there, on any node.
-func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string) (bool, error) {
+// sweptMemory is how long a swept user is remembered, so that its node
+// announces it again if it comes back from a partition.
+func (r *Redis) sweptMemory() time.Duration { return 10 * r.opts.PresenceTTL }
+
+// AddPresence records that conn (of user) is present on topic. When user
+// was not present on any node, joined is published on the topic (to every
+// subscriber but conn) and first is true.
+func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user), user, conn, r.opts.PresenceTTL.Milliseconds()).Int()
+	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user),
+		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join").Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
+	e := presenceEntry{topic, user, conn}
 	r.presence.mu.Lock()
-	r.presence.local[presenceEntry{topic, user, conn}] = struct{}{}
+	r.presence.local[e] = joined
+	// A leave and rejoin during a beat: the leave must not be replayed.
+	r.presence.removed = slices.DeleteFunc(r.presence.removed, func(x presenceEntry) bool { return x == e })
 	r.presence.mu.Unlock()
 	return n == 1, nil
 }
 
-// RemovePresence forgets conn on topic. last is true when user has no live
-// connection left there.
-func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string) (bool, error) {
+// RemovePresence forgets conn on topic. When user has no live connection
+// left there, on any node, left is published on the topic and last is
+// true.
+func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	e := presenceEntry{topic, user, conn}
@@ -56,7 +68,8 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string) (b
 		r.presence.removed = append(r.presence.removed, e)
 	}
 	r.presence.mu.Unlock()
-	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user), user, conn).Int()
+	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
+		user, conn, r.channel(topic), left, r.publishCommand()).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -64,13 +77,14 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string) (b
 }
 
 // SweepPresence removes the users whose every connection on topic expired
-// (their node crashed, or stopped refreshing) and returns them, so the
-// caller can tell the room. Each expired user is returned to one caller
-// only, whichever node sweeps first.
-func (r *Redis) SweepPresence(ctx context.Context, topic string) ([]string, error) {
+// (their node crashed, or stopped refreshing), publishing left's frame for
+// each, and returns them. Each expired user is removed, and announced,
+// once, by whichever node sweeps first.
+func (r *Redis) SweepPresence(ctx context.Context, topic string, left FrameTemplate) ([]string, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users")}).StringSlice()
+	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept")},
+		r.channel(topic), left.Prefix, left.Suffix, r.publishCommand(), r.sweptMemory().Milliseconds()).StringSlice()
 	return users, unavailable(err)
 }
 
@@ -112,16 +126,18 @@ const heartbeatBatch = 1000
 func (p *presenceTracker) beat(r *Redis) error {
 	p.mu.Lock()
 	entries := make([]presenceEntry, 0, len(p.local))
-	for e := range p.local {
+	joined := make([][]byte, 0, len(p.local))
+	for e, frame := range p.local {
 		entries = append(entries, e)
+		joined = append(joined, frame)
 	}
 	p.beating = true
 	p.mu.Unlock()
 
 	var firstErr error
 	for start := 0; start < len(entries); start += heartbeatBatch {
-		batch := entries[start:min(start+heartbeatBatch, len(entries))]
-		if err := p.refresh(r, batch); err != nil && firstErr == nil {
+		end := min(start+heartbeatBatch, len(entries))
+		if err := p.refresh(r, entries[start:end], joined[start:end]); err != nil && firstErr == nil {
 			firstErr = err // go on: other batches may live on healthy shards
 		}
 	}
@@ -133,22 +149,26 @@ func (p *presenceTracker) beat(r *Redis) error {
 	p.mu.Unlock()
 	for _, e := range removed {
 		ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
-		_ = presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(e.topic, e.user), e.user, e.conn).Err()
+		// Already announced by the original removal: no frame.
+		_ = presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(e.topic, e.user), e.user, e.conn, r.channel(e.topic), "", r.publishCommand()).Err()
 		cancel()
 	}
 	return firstErr
 }
 
-// refresh upserts one batch of entries in a pipeline. A Redis that lost
-// its scripts (restarted) gets them loaded again and the batch retried.
-func (p *presenceTracker) refresh(r *Redis, batch []presenceEntry) error {
+// refresh upserts one batch of entries in a pipeline; a user Redis no
+// longer had (swept during a partition, or lost in a restart) is announced
+// again. A Redis that lost its scripts gets them loaded again and the
+// batch retried.
+func (p *presenceTracker) refresh(r *Redis, batch []presenceEntry, joined [][]byte) error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
 	defer cancel()
 	ttl := r.opts.PresenceTTL.Milliseconds()
 	run := func() error {
 		_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for _, e := range batch {
-				presenceAddScript.EvalSha(ctx, pipe, r.presenceKeys(e.topic, e.user), e.user, e.conn, ttl)
+			for i, e := range batch {
+				presenceAddScript.EvalSha(ctx, pipe, r.presenceKeys(e.topic, e.user),
+					e.user, e.conn, ttl, r.channel(e.topic), joined[i], e.conn, r.publishCommand(), "refresh")
 			}
 			return nil
 		})

@@ -50,57 +50,91 @@ end
 return {head[1][1], out}
 `)
 
-// presenceAddScript records a connection of a user on a topic, or
-// refreshes it (the heartbeat runs it too).
+// Presence keeps two sorted sets per topic: users (user → expiry) and, per
+// user, conns (connection → expiry). A user is announced present
+// (JoinedRoom) exactly when it enters the users set, and absent (LeftRoom)
+// exactly when it leaves it; the scripts publish those announcements
+// themselves, so their order on the topic's channel is the order of the
+// presence changes. An empty frame publishes nothing.
 //
-// KEYS[1] users zset (user → expiry ms), KEYS[2] the user's connections
-// zset (conn → expiry ms); ARGV[1] user, ARGV[2] conn, ARGV[3] TTL ms.
-// Returns 1 when the user had no other live connection there.
+// Announcements go out on the topic's channel as "\n" + except + "\n" +
+// frame, the shape Publish uses without history.
+
+// presenceAddScript records a connection of a user on a topic ("join"),
+// or refreshes it ("refresh", the heartbeat). A join announces a user that
+// was not present. A refresh announces one only if a sweep had announced
+// it gone (a partition outlasted the TTL): a user Redis merely forgot (a
+// restart) was never announced gone, so it is not announced back.
+//
+// KEYS[1] users, KEYS[2] the user's conns, KEYS[3] swept (user → time);
+// ARGV[1] user, ARGV[2] conn, ARGV[3] TTL ms, ARGV[4] channel, ARGV[5]
+// JoinedRoom frame, ARGV[6] except, ARGV[7] "publish" or "spublish",
+// ARGV[8] "join" or "refresh". Returns 1 when the user was not present.
 var presenceAddScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local others = redis.call('ZCARD', KEYS[2]) - (redis.call('ZSCORE', KEYS[2], ARGV[2]) and 1 or 0)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ttl)
+local present = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], 'GT', now + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
-if others == 0 then return 1 end
-return 0
+if present then return 0 end
+local swept = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
+if ARGV[5] ~= '' and (ARGV[8] == 'join' or swept) then
+  redis.call(ARGV[7], ARGV[4], '\n' .. ARGV[6] .. '\n' .. ARGV[5])
+end
+return 1
 `)
 
-// presenceRemoveScript forgets a connection. KEYS and ARGV[1..2] as for
-// presenceAddScript. Returns 1 when the user has no live connection left.
+// presenceRemoveScript forgets a connection; when the user has no live
+// connection left, the user leaves the users set and the LeftRoom frame is
+// published. KEYS as for presenceAddScript; ARGV[1] user, ARGV[2] conn,
+// ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5] "publish" or
+// "spublish". Returns 1 when the user left.
 var presenceRemoveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 1
+if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[4] ~= '' then
+  redis.call(ARGV[5], ARGV[3], '\n\n' .. ARGV[4])
 end
-return 0
+return 1
 `)
 
 // membersScript lists the users with a live connection on a topic.
-// Expired users are left for presenceSweepScript, which reports them.
-// KEYS[1] users zset.
+// Expired users are left for presenceSweepScript, which announces them.
+// KEYS[1] users.
 var membersScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `)
 
-// presenceSweepScript removes and returns the users whose entries expired.
-// KEYS[1] users zset.
+// presenceSweepScript removes the users whose entries expired (their node
+// stopped refreshing them), publishes a LeftRoom for each, built as ARGV[2]
+// + the user as a JSON string + ARGV[3], and remembers them in swept for
+// ARGV[5] ms (see presenceAddScript). KEYS[1] users, KEYS[2] swept;
+// ARGV[1] channel, ARGV[4] "publish" or "spublish". Returns the users
+// removed.
 var presenceSweepScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, user in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], user)
+  redis.call('ZADD', KEYS[2], now, user)
+  if ARGV[2] ~= '' then
+    redis.call(ARGV[4], ARGV[1], '\n\n' .. ARGV[2] .. cjson.encode(user) .. ARGV[3])
+  end
+end
 if #gone > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 return gone
 `)

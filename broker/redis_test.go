@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -311,5 +312,49 @@ func TestCancelledCallsKeepTheConnection(t *testing.T) {
 	a.subs.mu.Unlock()
 	if connects != 1 {
 		t.Fatalf("the pub/sub connection was made %d times, want 1", connects)
+	}
+}
+
+// TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone: a user swept as gone
+// (its node was cut off past the TTL) is announced again when its node's
+// heartbeat comes back; a user Redis merely forgot (a restart) is restored
+// silently, since nobody was told it left.
+func TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	opts := testOpts
+	opts.PresenceTTL = 1500 * time.Millisecond
+	a, _ := newRedisNode(t, srv.URL(), nil, "pa:", opts)
+	b, nb := newRedisNode(t, srv.URL(), nil, "pa:", opts)
+	if err := b.Subscribe(ctx, "room:#p"); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := a.AddPresence(ctx, "room:#p", "u", "c1", []byte("joined u")); err != nil || !first {
+		t.Fatalf("add: %v, %v", first, err)
+	}
+	if got := nb.next(t); string(got.Data) != "joined u" {
+		t.Fatalf("announced %q", got.Data)
+	}
+
+	// Redis forgets everything: the heartbeat restores u without a word.
+	if err := b.client.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { m, _ := b.Members(ctx, "room:#p"); return slices.Equal(m, []string{"u"}) })
+	nb.nothing(t)
+
+	// As if a partition outlasted the TTL: u expires and b sweeps it.
+	if err := b.client.ZAdd(ctx, b.key("room:#p", ":users"), redis.Z{Score: 1, Member: "u"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := b.SweepPresence(ctx, "room:#p", FrameTemplate{Prefix: []byte("left "), Suffix: nil})
+	if err != nil || !slices.Equal(gone, []string{"u"}) {
+		t.Fatalf("sweep: %v, %v", gone, err)
+	}
+	if got := nb.next(t); string(got.Data) != `left "u"` {
+		t.Fatalf("sweep announced %q", got.Data)
+	}
+	if got := nb.next(t); string(got.Data) != "joined u" {
+		t.Fatalf("after the sweep, the heartbeat announced %q", got.Data)
 	}
 }

@@ -47,10 +47,10 @@ type Lifecycle interface {
 type Broker interface {
 	Publish(ctx context.Context, msg broker.Message, withHistory bool) (broker.PublishResult, error)
 	History(ctx context.Context, topic string, q broker.HistoryQuery) (broker.HistoryPage, error)
-	AddPresence(ctx context.Context, topic, user, conn string) (first bool, err error)
-	RemovePresence(ctx context.Context, topic, user, conn string) (last bool, err error)
+	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error)
+	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error)
 	Members(ctx context.Context, topic string) ([]string, error)
-	SweepPresence(ctx context.Context, topic string) ([]string, error)
+	SweepPresence(ctx context.Context, topic string, left broker.FrameTemplate) ([]string, error)
 }
 
 // Registry is what the channels need of the local subscription registry.

@@ -155,7 +155,7 @@ func (cr *ChatRoom) setMember(connID, room string, in bool) {
 // joinProgress is what a join has done so far, so that a failure undoes
 // exactly that.
 type joinProgress struct {
-	present, subscribed, announced bool
+	present, subscribed bool
 }
 
 // join adds c to a room. The joiner receives MemberList, then its own
@@ -167,7 +167,9 @@ type joinProgress struct {
 // Presence is recorded before the connection subscribes, so that the
 // LeftRoom of another tab of the same user leaving at that moment is
 // either not sent (this connection keeps the user present) or sent before
-// this connection listens.
+// this connection listens. The broker announces the user (JoinedRoom to
+// everyone else) in the same step as it records presence, so announcements
+// of one user's comings and goings can never overtake each other.
 func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (err error) {
 	room, user := req.Room, c.User()
 	if !c.MayJoin(room) {
@@ -192,11 +194,11 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		}
 	}()
 
-	first, err := cr.broker.AddPresence(ctx, topic, user, c.ID())
-	if err != nil {
+	joined := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
+	done.present = true // even on error: Redis may have applied it before the timeout
+	if _, err := cr.broker.AddPresence(ctx, topic, user, c.ID(), joined); err != nil {
 		return brokerError(err)
 	}
-	done.present = true
 	joinCtx, cancel := context.WithTimeout(ctx, cr.limits.OpTimeout)
 	_, err = cr.reg.Join(joinCtx, topic, c, true)
 	cancel()
@@ -211,16 +213,6 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	replay, recovered, err := cr.replay(ctx, topic, req.Since)
 	if err != nil {
 		return err
-	}
-	if first {
-		// Announce before answering the joiner, so that a member who joins
-		// right after never hears of this join twice (in its member list
-		// and again as a late JoinedRoom).
-		frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
-		if _, err := cr.broker.Publish(ctx, broker.Message{Topic: topic, Except: c.ID(), Data: frame}, false); err != nil {
-			cr.log.Warn("JoinedRoom not broadcast", "room", room, "user", user, "err", err)
-		}
-		done.announced = true
 	}
 	cr.setMember(c.ID(), room, true)
 
@@ -314,14 +306,11 @@ func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, user
 	return c.Send(ctx, ack)
 }
 
-// abandonJoin undoes a failed join. Once the join was announced, the
-// others are told the user left again; before that, nobody hears of it.
+// abandonJoin undoes a failed join. If the join had made the user present
+// (and so announced it), removing the presence announces the user's
+// leaving in the same way; otherwise nobody hears of anything.
 func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, done joinProgress) {
 	ctx = context.WithoutCancel(ctx)
-	if done.announced {
-		cr.leaveRoom(ctx, c, room)
-		return
-	}
 	cr.setMember(c.ID(), room, false)
 	if done.subscribed {
 		if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
@@ -329,9 +318,18 @@ func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, done
 		}
 	}
 	if done.present {
-		if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID()); err != nil {
-			cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
-		}
+		cr.removePresence(ctx, c, room)
+	}
+}
+
+// removePresence takes c out of room's presence; if it was the user's last
+// connection there, the broker tells the room (LeftRoom) in the same step.
+// A failure is logged: the entry then expires and is swept, and announced
+// as gone by whichever node sweeps it.
+func (cr *ChatRoom) removePresence(ctx context.Context, c Client, room string) {
+	left := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: room, User: c.User()})
+	if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID(), left); err != nil {
+		cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
 	}
 }
 
@@ -346,25 +344,13 @@ func (cr *ChatRoom) leave(ctx context.Context, c Client, room string) error {
 
 // leaveRoom removes c from room and, if it was the user's last connection
 // there, tells the remaining members. Failures are logged, not returned:
-// the connection is out of the room locally either way, and presence left
-// behind expires with its TTL.
+// the connection is out of the room locally either way.
 func (cr *ChatRoom) leaveRoom(ctx context.Context, c Client, room string) {
 	cr.setMember(c.ID(), room, false)
 	if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
 		cr.log.Warn("room unsubscribe failed", "room", room, "err", err)
 	}
-	last, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID())
-	if err != nil {
-		cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
-		return
-	}
-	if !last {
-		return
-	}
-	frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: room, User: c.User()})
-	if _, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: frame}, false); err != nil {
-		cr.log.Warn("LeftRoom not broadcast", "room", room, "user", c.User(), "err", err)
-	}
+	cr.removePresence(ctx, c, room)
 }
 
 func (cr *ChatRoom) send(ctx context.Context, c Client, room, text string) error {
@@ -417,17 +403,14 @@ func (cr *ChatRoom) sweep(ctx context.Context) {
 	}
 	cr.mu.Unlock()
 	for room := range local {
-		gone, err := cr.broker.SweepPresence(ctx, RoomTopic(room))
+		prefix, suffix := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, room)
+		gone, err := cr.broker.SweepPresence(ctx, RoomTopic(room), broker.FrameTemplate{Prefix: prefix, Suffix: suffix})
 		if err != nil {
 			cr.log.Debug("presence sweep failed", "room", room, "err", err)
 			continue
 		}
 		for _, user := range gone {
-			cr.log.Info("member expired", "room", room, "user", user)
-			frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: room, User: user})
-			if _, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: frame}, false); err != nil {
-				cr.log.Warn("LeftRoom for an expired member not broadcast", "room", room, "user", user, "err", err)
-			}
+			cr.log.Info("member expired; told the room it left", "room", room, "user", user)
 		}
 	}
 }

@@ -514,3 +514,20 @@ func TestFramesDoNotGrowWhenRelayed(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", m, err)
 	}
 }
+
+func TestRoomUserTemplate(t *testing.T) {
+	prefix, suffix := protocol.RoomUserTemplate("chat-room", "LeftRoom", "#r")
+	for _, user := range []string{"alice", `quo"te`, "é/ü", "<b>"} {
+		name, _ := json.Marshal(user)
+		frame := append(append(append([]byte{}, prefix...), name...), suffix...)
+		want := protocol.Encode("chat-room", "LeftRoom", protocol.RoomUser{Room: "#r", User: user})
+		env, err := protocol.Decode(frame)
+		if err != nil {
+			t.Fatalf("%q: %v", user, err)
+		}
+		var got protocol.RoomUser
+		if err := protocol.DecodeContents(env.Message, &got); err != nil || got.User != user || got.Room != "#r" || env.Message.Type != "LeftRoom" {
+			t.Fatalf("%q: %s, want %s", user, frame, want)
+		}
+	}
+}

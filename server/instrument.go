@@ -49,9 +49,9 @@ func (i instrumented) Subscribe(ctx context.Context, topic string) error {
 	return err
 }
 
-func (i instrumented) AddPresence(ctx context.Context, topic, user, conn string) (bool, error) {
+func (i instrumented) AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error) {
 	start := time.Now()
-	first, err := i.Broker.AddPresence(ctx, topic, user, conn)
+	first, err := i.Broker.AddPresence(ctx, topic, user, conn, joined)
 	i.observe("presence_add", start, err)
 	return first, err
 }
