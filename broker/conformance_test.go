@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/testredis"
 )
 
 // testBroker is what the conformance suite drives: both implementations.
@@ -457,4 +459,27 @@ func idsOf(ms []Message) []string {
 
 func TestMemoryConformance(t *testing.T) {
 	runConformance(t, backend{newNode: func(t *testing.T, opts Options) testBroker { return NewMemory(opts) }})
+}
+
+// TestCloseWithoutStart: a node that fails to start (a bad key file, say)
+// closes its broker without having started it; Close must not wait for
+// goroutines that never ran.
+func TestCloseWithoutStart(t *testing.T) {
+	srv := testredis.Start(t)
+	r, err := NewRedis(RedisOptions{Options: testOpts, URL: srv.URL(), Prefix: "cw:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]interface{ Close() error }{"memory": NewMemory(testOpts), "redis": r} {
+		done := make(chan error, 1)
+		go func() { done <- b.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Close without Start hangs", name)
+		}
+	}
 }

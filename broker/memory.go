@@ -24,6 +24,7 @@ type Memory struct {
 	presence map[string]map[string]map[string]struct{} // topic → user → connections
 	claims   map[string]time.Time                      // key → expiry
 	closed   bool
+	started  bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -55,11 +56,13 @@ func NewMemory(opts Options) *Memory {
 // Start sets the delivery callback and starts the janitor that drops
 // expired streams and claims. Close stops it.
 func (m *Memory) Start(deliver func(Message)) {
-	m.deliver = deliver
+	m.mu.Lock()
+	m.deliver, m.started = deliver, true
+	m.mu.Unlock()
 	go m.janitor()
 }
 
-// Close stops the janitor. Later calls fail with ErrClosed.
+// Close stops the janitor, if Start ran. Later calls fail with ErrClosed.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -67,9 +70,12 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	m.closed = true
+	started := m.started
 	m.mu.Unlock()
 	close(m.stop)
-	<-m.done
+	if started {
+		<-m.done
+	}
 	return nil
 }
 
