@@ -45,6 +45,10 @@ type Message struct {
 	Except string
 	// Data is the encoded envelope. Subscribers must not modify it.
 	Data []byte
+	// Gap, with no Data, tells a node's subscribers that stored messages of
+	// the topic were published while the node could not receive them, more
+	// than it replays by itself: they must catch up from history.
+	Gap bool
 }
 
 // PublishResult reports what Publish did.
@@ -58,17 +62,20 @@ type PublishResult struct {
 // HistoryQuery selects stored messages. Since and Before are exclusive
 // bounds. With Since the page runs forward from it; otherwise it holds the
 // newest messages before Before (or before the end). Limit <= 0 means all.
+// MaxBytes > 0 also ends the page before its messages' data passes that
+// many bytes (a page always holds at least one message).
 type HistoryQuery struct {
-	Since  string
-	Before string
-	Limit  int
+	Since    string
+	Before   string
+	Limit    int
+	MaxBytes int
 }
 
 // HistoryPage holds stored messages, oldest first.
 type HistoryPage struct {
 	Messages []Message
 	// Complete is true when the page holds every retained message of the
-	// asked range, false when Limit cut it short.
+	// asked range, false when Limit or MaxBytes cut it short.
 	Complete bool
 	// Recovered is true when Since is set and the stream still holds every
 	// message after it (Since is not older than the oldest one retained):

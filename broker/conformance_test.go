@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +187,32 @@ func runConformance(t *testing.T, be backend) {
 		}
 		if _, err := n.History(ctx, "p", HistoryQuery{Since: "nope"}); err == nil {
 			t.Errorf("invalid since accepted")
+		}
+	})
+
+	t.Run("HistoryByteBudget", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		var ids []string
+		for i := range 10 {
+			data := fmt.Appendf(nil, "%02d%s", i, strings.Repeat("x", 98)) // 100 bytes
+			ids = append(ids, must[PublishResult](t)(n.Publish(ctx, Message{Topic: "b", Data: data}, true)).ID)
+		}
+		for _, tc := range []struct {
+			name     string
+			q        HistoryQuery
+			want     []string
+			complete bool
+		}{
+			{"newest within the budget", HistoryQuery{MaxBytes: 350}, ids[7:], false},
+			{"forward within the budget", HistoryQuery{Since: ids[0], MaxBytes: 350}, ids[1:4], false},
+			{"one message even over the budget", HistoryQuery{MaxBytes: 10}, ids[9:], false},
+			{"limit before the budget", HistoryQuery{Limit: 2, MaxBytes: 10000}, ids[8:], false},
+			{"budget large enough", HistoryQuery{MaxBytes: 10000}, ids, true},
+		} {
+			page := must[HistoryPage](t)(n.History(ctx, "b", tc.q))
+			if got := idsOf(page.Messages); !slices.Equal(got, tc.want) || page.Complete != tc.complete {
+				t.Errorf("%s: ids %v complete=%v, want %v complete=%v", tc.name, got, page.Complete, tc.want, tc.complete)
+			}
 		}
 	})
 

@@ -250,6 +250,25 @@ func pageOf(entries []Message, q HistoryQuery) HistoryPage {
 			lo = hi - q.Limit
 		}
 	}
+	if q.MaxBytes > 0 {
+		// Keep the messages nearest the page's anchor (since, or the end).
+		bytes := 0
+		if q.Since != "" {
+			for i := lo; i < hi; i++ {
+				if bytes += len(entries[i].Data); bytes > q.MaxBytes && i > lo {
+					hi, page.Complete = i, false
+					break
+				}
+			}
+		} else {
+			for i := hi - 1; i >= lo; i-- {
+				if bytes += len(entries[i].Data); bytes > q.MaxBytes && i < hi-1 {
+					lo, page.Complete = i+1, false
+					break
+				}
+			}
+		}
+	}
 	page.Messages = slices.Clone(entries[lo:hi])
 	if q.Since != "" && len(entries) > 0 {
 		since, _ := parseID(q.Since)

@@ -235,7 +235,7 @@ func (r *Redis) History(ctx context.Context, topic string, q HistoryQuery) (Hist
 	if q.Limit > 0 {
 		count = q.Limit + 1 // one more tells whether the page is complete
 	}
-	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count).Slice()
+	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count, q.MaxBytes).Slice()
 	if err != nil {
 		return HistoryPage{}, unavailable(err)
 	}
@@ -246,12 +246,13 @@ func parseHistory(topic string, res []any, q HistoryQuery) (HistoryPage, error) 
 	bad := func() (HistoryPage, error) {
 		return HistoryPage{}, fmt.Errorf("%w: unexpected history reply %v", ErrUnavailable, res)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return bad()
 	}
 	first, _ := res[0].(string)
 	rows, _ := res[1].([]any)
-	page := HistoryPage{Complete: true, Messages: make([]Message, 0, len(rows))}
+	full, _ := res[2].(int64)
+	page := HistoryPage{Complete: full == 0, Messages: make([]Message, 0, len(rows))}
 	for _, row := range rows {
 		pair, ok := row.([]any)
 		if !ok || len(pair) != 2 {

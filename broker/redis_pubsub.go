@@ -126,6 +126,14 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 	if owner := s.want[ch]; owner != nil {
 		sh = owner // already served (perhaps re-routed meanwhile)
 	}
+	if !s.liveLocked(sh) {
+		// The shard retired between routing and now (a cluster master
+		// failed): leave the channel to the router.
+		s.want[ch] = nil
+		s.mu.Unlock()
+		s.wake()
+		return ErrUnavailable
+	}
 	s.want[ch] = sh
 	sh.waiters[ch] = append(sh.waiters[ch], wait)
 	if sh.ps != nil {
@@ -147,6 +155,9 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 		return unavailable(ctx.Err())
 	}
 }
+
+// liveLocked reports whether sh still serves (it is not retired).
+func (s *subscriptions) liveLocked(sh *shard) bool { return s.shards[sh.addr] == sh }
 
 // unsubscribe makes the node stop wanting topic. The command is written
 // under the broker's context (see subscribe), bounded by go-redis's write
@@ -264,7 +275,7 @@ func (s *subscriptions) routeLoop() {
 				continue
 			}
 			s.mu.Lock()
-			if owner, ok := s.want[ch]; ok && owner == nil {
+			if owner, ok := s.want[ch]; ok && owner == nil && s.liveLocked(sh) {
 				s.want[ch] = sh
 				if sh.ps != nil {
 					_ = sh.send(ctx, true, ch)
@@ -491,12 +502,22 @@ func (s *subscriptions) advance(ch, id string) bool {
 	return true
 }
 
+// Bounds of a gap fill: what a node replays by itself after its pub/sub
+// connection came back. Small enough that its members' send queues take it
+// on top of live traffic; a larger gap is handed to them as a Gap message.
+const (
+	gapFillMessages = 1000
+	gapFillBytes    = 256 << 10
+)
+
 // fillGap delivers the stored messages of a re-subscribed channel that
 // were published after the last one this node delivered, so that a broken
 // pub/sub connection loses nothing that Redis kept. It runs on the
 // receiving goroutine, before any later message of the connection, which
-// keeps every topic in order; the cost is one history read per restored
-// channel that had carried stored messages.
+// keeps every topic in order; the cost is one bounded history read per
+// restored channel that had carried stored messages. A gap beyond the
+// bounds is not replayed: a Gap message tells the topic's subscribers to
+// catch up from history themselves (their clients resume with since).
 func (s *subscriptions) fillGap(ctx context.Context, ch string) {
 	s.mu.Lock()
 	last, ok := s.lastID[ch]
@@ -505,7 +526,15 @@ func (s *subscriptions) fillGap(ctx context.Context, ch string) {
 		return
 	}
 	topic, _ := s.r.topicOf(ch)
-	page, err := s.r.History(ctx, topic, HistoryQuery{Since: last})
+	page, err := s.r.History(ctx, topic, HistoryQuery{Since: last, Limit: gapFillMessages, MaxBytes: gapFillBytes})
+	if err == nil && !page.Complete {
+		s.r.log.Warn("too many messages missed while disconnected; asking the topic's clients to resume", "topic", topic)
+		s.mu.Lock()
+		delete(s.lastID, ch) // the clients catch up; live traffic starts afresh
+		s.mu.Unlock()
+		s.r.deliver(Message{Topic: topic, Gap: true})
+		return
+	}
 	if err != nil {
 		s.r.log.Warn("cannot fill the gap after reconnecting; messages may be missing", "topic", topic, "err", err)
 		return

@@ -20,34 +20,47 @@ return {id, n}
 `)
 
 // historyScript reads a page of a stream, with its oldest retained id so
-// the caller can tell whether a resume point is still covered.
+// the caller can tell whether a resume point is still covered. It reads
+// in small batches and stops once the page's data passes a byte budget, so
+// that a request cannot make Redis build a huge reply.
 //
 // KEYS[1] stream; ARGV[1] "fwd" or "rev", ARGV[2] start, ARGV[3] end,
-// ARGV[4] count (0: all). Returns {firstID, entries} where firstID is ""
-// for a missing stream and entries are {id, data} pairs in the order read.
+// ARGV[4] count (0: all), ARGV[5] byte budget (0: none). Returns {firstID,
+// entries, full} where firstID is "" for a missing stream, entries are
+// {id, data} pairs in the order read, and full is 1 when the budget cut
+// the page.
 var historyScript = redis.NewScript(`
 local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if #head == 0 then
-  return {'', {}}
+  return {'', {}, 0}
 end
-local rows
-local count = tonumber(ARGV[4])
-if ARGV[1] == 'fwd' then
-  if count > 0 then rows = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', count)
-  else rows = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3]) end
-else
-  if count > 0 then rows = redis.call('XREVRANGE', KEYS[1], ARGV[3], ARGV[2], 'COUNT', count)
-  else rows = redis.call('XREVRANGE', KEYS[1], ARGV[3], ARGV[2]) end
-end
-local out = {}
-for _, row in ipairs(rows) do
-  local data = ''
-  for j = 1, #row[2], 2 do
-    if row[2][j] == 'd' then data = row[2][j+1] end
+local dir, lo, hi = ARGV[1], ARGV[2], ARGV[3]
+local count, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, bytes, full = {}, 0, 0
+while true do
+  local n = 100
+  if count > 0 then n = math.min(n, count - #out) end
+  if n <= 0 then break end
+  local rows
+  if dir == 'fwd' then rows = redis.call('XRANGE', KEYS[1], lo, hi, 'COUNT', n)
+  else rows = redis.call('XREVRANGE', KEYS[1], hi, lo, 'COUNT', n) end
+  for _, row in ipairs(rows) do
+    local data = ''
+    for j = 1, #row[2], 2 do
+      if row[2][j] == 'd' then data = row[2][j+1] end
+    end
+    if budget > 0 and #out > 0 and bytes + #data > budget then
+      full = 1
+      break
+    end
+    bytes = bytes + #data
+    out[#out+1] = {row[1], data}
   end
-  out[#out+1] = {row[1], data}
+  if full == 1 or #rows < n then break end
+  local last = rows[#rows][1]
+  if dir == 'fwd' then lo = '(' .. last else hi = '(' .. last end
 end
-return {head[1][1], out}
+return {head[1][1], out, full}
 `)
 
 // Presence keeps two sorted sets per topic: users (user → expiry) and, per

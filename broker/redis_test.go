@@ -358,3 +358,41 @@ func TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone(t *testing.T) {
 		t.Fatalf("after the sweep, the heartbeat announced %q", got.Data)
 	}
 }
+
+// TestLargeGapAsksToResync: when more was stored while the node's pub/sub
+// connection was down than it replays by itself, it delivers a Gap
+// instead (its clients then resume from history), and live traffic goes
+// on afterwards.
+func TestLargeGapAsksToResync(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	a, na := newRedisNode(t, srv.URL(), nil, "lg:", testOpts)
+	b, _ := newRedisNode(t, srv.URL(), nil, "lg:", testOpts)
+	const topic = "room:#big"
+	if err := a.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("seen")}, true); err != nil {
+		t.Fatal(err)
+	}
+	na.next(t)
+	// Stored, never published: what a node misses while disconnected.
+	big := strings.Repeat("x", 1024)
+	for range (gapFillBytes / 1024) + 10 {
+		if err := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey(topic), Values: []string{"d", big}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); !got.Gap || got.Topic != topic || got.Data != nil {
+		t.Fatalf("after a large gap delivered %+v, want a Gap", got)
+	}
+	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("live")}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); string(got.Data) != "live" {
+		t.Fatalf("then delivered %q", got.Data)
+	}
+}

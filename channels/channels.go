@@ -68,6 +68,12 @@ type Limits struct {
 	HistoryEnabled bool // whether messages are stored (HISTORY_SIZE > 0)
 	HistoryPage    int  // messages per History page when the client sets no limit
 	HistoryMaxPage int  // the most a client may ask for in one page
+	// HistoryPageBytes ends a History page early (complete: false) so that
+	// one answer never outgrows a connection's send queue.
+	HistoryPageBytes int
+	// ReplayBytes bounds what one resume replays (and holds in memory);
+	// beyond it the client gets the newest messages and recovered: false.
+	ReplayBytes int
 	// OpTimeout bounds waiting for a room's subscription, including behind
 	// other joiners of the same room.
 	OpTimeout time.Duration

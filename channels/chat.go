@@ -48,9 +48,11 @@ func (ch *Chat) Handle(ctx context.Context, c Client, msg protocol.Message) erro
 		_, err := ch.broker.Publish(ctx, broker.Message{Topic: TopicChat, Data: frame}, true)
 		return brokerError(err)
 	case protocol.TypeGetHistory:
-		var req protocol.GetHistory
-		if err := protocol.DecodeContents(msg, &req); err != nil {
-			return err
+		var req protocol.GetHistory // no contents: the newest page
+		if len(msg.Contents) > 0 && string(msg.Contents) != "null" {
+			if err := protocol.DecodeContents(msg, &req); err != nil {
+				return err
+			}
 		}
 		page, err := ch.history.page(ctx, TopicChat, req)
 		if err != nil {

@@ -264,11 +264,12 @@ func aboutUser(frame []byte, user string) bool {
 	return protocol.DecodeContents(env.Message, &who) == nil && who.User == user
 }
 
-// replay reads what a resuming joiner missed after since: at most one
-// history page (HISTORY_MAX_PAGE). When more was missed, it returns the
-// newest page and recovered false: the client has a gap it can fill with
-// GetHistory before the oldest replayed id. recovered is nil when the
-// client did not ask to resume.
+// replay reads what a resuming joiner missed after since: at most
+// HISTORY_MAX_PAGE messages and ReplayBytes of them. When more was
+// missed, it returns the newest ones within those bounds and recovered
+// false: the client has a gap it can fill with GetHistory before the
+// oldest replayed id. recovered is nil when the client did not ask to
+// resume.
 func (cr *ChatRoom) replay(ctx context.Context, topic, since string) ([]broker.Message, *bool, error) {
 	if since == "" {
 		return nil, nil, nil
@@ -277,12 +278,15 @@ func (cr *ChatRoom) replay(ctx context.Context, topic, since string) ([]broker.M
 	if !cr.limits.HistoryEnabled {
 		return nil, &recovered, nil
 	}
-	page, err := cr.broker.History(ctx, topic, broker.HistoryQuery{Since: since, Limit: cr.limits.HistoryMaxPage})
+	bounds := broker.HistoryQuery{Limit: cr.limits.HistoryMaxPage, MaxBytes: cr.limits.ReplayBytes}
+	forward := bounds
+	forward.Since = since
+	page, err := cr.broker.History(ctx, topic, forward)
 	if err != nil {
 		return nil, nil, brokerError(err)
 	}
 	if !page.Complete {
-		page, err = cr.broker.History(ctx, topic, broker.HistoryQuery{Limit: cr.limits.HistoryMaxPage})
+		page, err = cr.broker.History(ctx, topic, bounds)
 		if err != nil {
 			return nil, nil, brokerError(err)
 		}

@@ -56,6 +56,7 @@ type fakeClient struct {
 func (c *fakeClient) ID() string           { return c.id }
 func (c *fakeClient) User() string         { return c.user }
 func (c *fakeClient) MayJoin(string) bool  { return true }
+func (c *fakeClient) Resync()              {}
 func (c *fakeClient) Deliver(frame []byte) { c.record(frame) }
 func (c *fakeClient) Send(_ context.Context, frame []byte) error {
 	c.record(frame)

@@ -28,7 +28,9 @@ func (h historian) page(ctx context.Context, topic string, req protocol.GetHisto
 	case limit > h.limits.HistoryMaxPage:
 		limit = h.limits.HistoryMaxPage
 	}
-	page, err := h.broker.History(ctx, topic, broker.HistoryQuery{Since: req.Since, Before: req.Before, Limit: limit})
+	page, err := h.broker.History(ctx, topic, broker.HistoryQuery{
+		Since: req.Since, Before: req.Before, Limit: limit, MaxBytes: h.limits.HistoryPageBytes,
+	})
 	if err != nil {
 		return protocol.History{}, brokerError(err)
 	}

@@ -125,13 +125,13 @@ var Settings = []Setting{
 			c.JWTAudience = v
 			return nil
 		}},
-	{Env: "SERVER_API_KEY", Flag: "server-api-key", Default: "", Help: "bearer key required by the server API (POST /message, POST /tokens, /ping1, /ping2, GET /rooms/…)", Secret: true,
+	{Env: "SERVER_API_KEY", Flag: "server-api-key", Default: "", Help: "bearer key required by the server API (POST /message, POST /tokens, /ping1, /ping2, GET /rooms/…, /metrics)", Secret: true,
 		apply: func(c *Config, v string) error { c.ServerAPIKey = v; return nil }},
 	{Env: "AUTH_TIMEOUT", Flag: "auth-timeout", Default: "5s", Help: "time a connection has to send Authenticate",
 		apply: func(c *Config, v string) error { return durationIn(&c.AuthTimeout, v, 10*time.Millisecond, time.Hour) }},
 	{Env: "TOKEN_TTL", Flag: "token-ttl", Default: "60s", Help: "lifetime of tickets minted by POST /tokens when none is asked",
 		apply: func(c *Config, v string) error { return durationIn(&c.TokenTTL, v, time.Second, 24*time.Hour) }},
-	{Env: "TOKEN_MAX_TTL", Flag: "token-max-ttl", Default: "10m", Help: "longest lifetime of a ticket: POST /tokens grants no more, and longer-lived tickets are refused",
+	{Env: "TOKEN_MAX_TTL", Flag: "token-max-ttl", Default: "10m", Help: "longest lifetime of a ticket: POST /tokens refuses a longer ttl, and longer-lived tickets are refused",
 		apply: func(c *Config, v string) error { return durationIn(&c.TokenMaxTTL, v, time.Second, 24*time.Hour) }},
 	{Env: "HISTORY_SIZE", Flag: "history-size", Default: "1000", Help: "messages kept per room and for chat (0: no history)",
 		apply: func(c *Config, v string) error { return intIn(&c.HistorySize, v, 0, 1e7) }},
@@ -300,6 +300,9 @@ func durationIn(dst *time.Duration, v string, lo, hi time.Duration) error {
 			return errors.New(`not a duration: use e.g. "30s", "1m" or milliseconds "30000"`)
 		}
 		d = time.Duration(ms) * time.Millisecond
+		if d < lo || d > hi {
+			return fmt.Errorf("must be between %s and %s (a bare number is milliseconds: write %ss for seconds)", lo, hi, v)
+		}
 	}
 	if d < lo || d > hi {
 		return fmt.Errorf("must be between %s and %s", lo, hi)

@@ -20,7 +20,8 @@ type Metrics struct {
 	// Opened counts accepted WebSocket handshakes.
 	Opened prometheus.Counter
 	// Closed counts ended connections by why they ended: peer, slow,
-	// rate_limit, ping_timeout, shutdown, auth, too_big, write_error.
+	// rate_limit, ping_timeout, shutdown, auth, too_big, write_error,
+	// unavailable, resync.
 	Closed *prometheus.CounterVec
 	// FramesIn counts frames read from clients, by channel ("unknown" for
 	// frames whose channel could not be read or does not exist).

@@ -57,6 +57,10 @@ func Decode(frame []byte) (Envelope, error) {
 	return env, nil
 }
 
+// DescribeJSONError turns an encoding/json error into text a client can
+// act on, without Go type names (for the HTTP API's bodies too).
+func DescribeJSONError(err error) string { return jsonProblem(err) }
+
 // jsonProblem turns encoding/json errors into text a client can act on,
 // without Go type names.
 func jsonProblem(err error) string {

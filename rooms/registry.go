@@ -19,6 +19,10 @@ type Member interface {
 	ID() string
 	// Deliver queues a frame for the connection without blocking.
 	Deliver(frame []byte)
+	// Resync tells the connection it missed messages the node could not
+	// replay; it must catch up from history (the client reconnects and
+	// resumes). It must not block.
+	Resync()
 }
 
 // Subscriber is the part of the broker the registry drives.
@@ -251,6 +255,14 @@ func (r *Registry) lookup(name string) *topic {
 func (r *Registry) Deliver(msg broker.Message) {
 	t := r.lookup(msg.Topic)
 	if t == nil {
+		return
+	}
+	if msg.Gap {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, mb := range t.members {
+			mb.m.Resync()
+		}
 		return
 	}
 	frame := msg.Data

@@ -64,9 +64,10 @@ func (b *countingBroker) isSubscribed(topic string) bool {
 
 // recorder is a member that records the frames delivered to it.
 type recorder struct {
-	id     string
-	mu     sync.Mutex
-	frames [][]byte
+	id      string
+	mu      sync.Mutex
+	frames  [][]byte
+	resyncs int
 }
 
 func (m *recorder) ID() string { return m.id }
@@ -75,6 +76,12 @@ func (m *recorder) Deliver(f []byte) {
 	m.frames = append(m.frames, f)
 	m.mu.Unlock()
 }
+func (m *recorder) Resync() {
+	m.mu.Lock()
+	m.resyncs++
+	m.mu.Unlock()
+}
+
 func (m *recorder) texts() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -287,5 +294,19 @@ func TestHoldOverflow(t *testing.T) {
 	}
 	if err := drain(r, "room:#r", m, ""); !errors.Is(err, ErrHoldOverflow) {
 		t.Fatalf("release after overflow: %v, want ErrHoldOverflow", err)
+	}
+}
+
+func TestGapAsksEveryMemberToResync(t *testing.T) {
+	r, _ := newRegistry(1 << 20)
+	ms := []*recorder{{id: "a"}, {id: "b"}}
+	for _, m := range ms {
+		_, _ = r.Join(ctx, "room:#r", m, false)
+	}
+	r.Deliver(broker.Message{Topic: "room:#r", Gap: true})
+	for _, m := range ms {
+		if m.resyncs != 1 || len(m.frames) != 0 {
+			t.Errorf("%s: %d resyncs, %d frames; want 1 and 0", m.id, m.resyncs, len(m.frames))
+		}
 	}
 }

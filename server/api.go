@@ -20,6 +20,9 @@ import (
 // maxAPIBody bounds server API request bodies.
 const maxAPIBody = 1 << 20
 
+// maxMessageType bounds the app-defined type of POST /message.
+const maxMessageType = 128
+
 // messageRequest is the body of POST /message.
 type messageRequest struct {
 	Username string  `json:"username"`
@@ -41,6 +44,9 @@ func (s *Server) handleMessage(c echo.Context) error {
 	if req.Content == nil {
 		return echo.NewHTTPError(http.StatusBadRequest, `"content" is required`)
 	}
+	if len(req.Type) > maxMessageType {
+		return echo.NewHTTPError(http.StatusBadRequest, "type is longer than "+strconv.Itoa(maxMessageType)+" bytes")
+	}
 	if len(*req.Content) > int(s.cfg.MaxFrameBytes) {
 		// Larger than any client may send, and than a recipient's queue is
 		// sized for.
@@ -57,7 +63,7 @@ func (s *Server) handleMessage(c echo.Context) error {
 // tokenRequest is the body of POST /tokens.
 type tokenRequest struct {
 	User  string   `json:"user"`
-	TTL   int      `json:"ttl"` // seconds; 0: TOKEN_TTL
+	TTL   int      `json:"ttl"` // whole seconds; 0: TOKEN_TTL
 	Rooms []string `json:"rooms"`
 }
 
@@ -121,7 +127,7 @@ func (s *Server) handleRoomMessages(c echo.Context) error {
 		limit = min(n, s.cfg.HistoryMaxPage)
 	}
 	page, err := s.broker.History(c.Request().Context(), channels.RoomTopic(room),
-		broker.HistoryQuery{Since: q.Get("since"), Before: q.Get("before"), Limit: limit})
+		broker.HistoryQuery{Since: q.Get("since"), Before: q.Get("before"), Limit: limit, MaxBytes: s.cfg.SendQueueBytes / 2})
 	switch {
 	case errors.Is(err, broker.ErrInvalidID):
 		return echo.NewHTTPError(http.StatusBadRequest, "since and before must be message ids")

@@ -20,6 +20,7 @@ const (
 	reasonRateLimited = "rate limit exceeded"
 	reasonShutdown    = "server shutting down"
 	reasonPingTimeout = "ping timeout"
+	reasonResync      = "messages were missed: reconnect and resume with since"
 )
 
 // errConnClosing is returned by Send once the connection is closing.
@@ -75,7 +76,7 @@ type client struct {
 const stuckWriteGrace = 5 * time.Second
 
 type closeRequest struct {
-	why    string // metric label: peer, slow, rate_limit, ping_timeout, shutdown, auth, too_big, write_error, unavailable
+	why    string // metric label: peer, slow, rate_limit, ping_timeout, shutdown, auth, too_big, write_error, unavailable, resync
 	code   websocket.StatusCode
 	reason string
 	flush  bool // write what is queued before the close frame
@@ -125,6 +126,14 @@ func (c *client) Deliver(frame []byte) {
 	if !c.queue.tryPush(frame) {
 		c.tooSlow()
 	}
+}
+
+// Resync closes the connection with 1012 so the client reconnects and
+// resumes from the last id it saw: the node missed more messages for one
+// of its rooms than it could replay.
+func (c *client) Resync() {
+	c.logger().Info("closing connection so it resumes: messages were missed")
+	c.close(closeRequest{why: "resync", code: websocket.StatusServiceRestart, reason: reasonResync})
 }
 
 func (c *client) tooSlow() {

@@ -14,6 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/switchboard/switchboard/protocol"
+
 	"github.com/switchboard/switchboard/web"
 )
 
@@ -115,7 +117,7 @@ func readJSON(c echo.Context, dst any, limit int64) error {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "body too large")
 	}
 	if err := json.Unmarshal(body, dst); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "body is not the JSON object expected: "+err.Error())
+		return echo.NewHTTPError(http.StatusBadRequest, "body is not the JSON object expected: "+protocol.DescribeJSONError(err))
 	}
 	return nil
 }

@@ -541,3 +541,36 @@ func TestSlowConsumerIsDroppedWithoutWaitingForWriteTimeout(t *testing.T) {
 	waitConnections(t, s.n, 2, 2*stuckWriteGrace)
 	s.stillServed(t)
 }
+
+// TestFlooderGetsEveryAnswerBeforeTheClose: a client closed for flooding
+// still receives the answers to everything it sent before (its
+// rate_limited errors included), then the 1008 close frame.
+func TestFlooderGetsEveryAnswerBeforeTheClose(t *testing.T) {
+	n := startNode(t, nil) // RATE_BURST 40, RATE_LIMIT_STRIKES 20
+	c := wstest.Open(t, n.WS())
+	for range 100 {
+		c.SendRaw(`{"channel":"chat","message":{"type":"GetHistory","contents":{}}}`)
+	}
+	histories, limited := 0, 0
+	for {
+		f, ok := c.NextOrClose()
+		if !ok {
+			break
+		}
+		switch {
+		case f.Type == "History":
+			histories++
+		case f.Type == "Error" && strings.Contains(string(f.Contents), "rate_limited"):
+			limited++
+		default:
+			t.Fatalf("unexpected %s", f)
+		}
+	}
+	code, reason := c.ExpectClose()
+	if code != websocket.StatusPolicyViolation || reason != "rate limit exceeded" {
+		t.Fatalf("closed with %d %q", code, reason)
+	}
+	if histories < 40 || limited < 1 {
+		t.Fatalf("%d History and %d rate_limited answers before the close, want the burst's 40 and the refusals", histories, limited)
+	}
+}

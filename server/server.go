@@ -84,6 +84,9 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
 		HistoryPage:    cfg.HistoryPage,
 		HistoryMaxPage: cfg.HistoryMaxPage,
 		OpTimeout:      cfg.OpTimeout,
+		// Half the queue: an answer always fits behind some broadcasts.
+		HistoryPageBytes: cfg.SendQueueBytes / 2,
+		ReplayBytes:      4 * cfg.SendQueueBytes,
 	}
 	s.ping = channels.NewPing(b, s.reg)
 	s.rooms = channels.NewChatRoom(b, s.reg, limits, log)

@@ -85,11 +85,14 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 	// waits: the client sends faster than the server processes.
 	inbox := make(chan inboxFrame, inboxFrames)
 	var wg sync.WaitGroup
+	worked := make(chan struct{})
 	wg.Go(cl.writeLoop)
 	wg.Go(func() { cl.pingLoop(ctx, s.cfg.WSTimeout/2) })
-	wg.Go(func() { s.work(ctx, cl, inbox, ident, token, remote) })
+	wg.Go(func() { defer close(worked); s.work(ctx, cl, inbox, ident, token, remote) })
 
-	s.read(ctx, cl, inbox)
+	if drain := s.read(ctx, cl, inbox); drain {
+		<-worked // it answers what was read, then closes the connection
+	}
 	cancel() // the worker abandons what it was doing; its clean-up does not depend on ctx
 	wg.Wait()
 	cl.logger().Info("disconnected", "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
@@ -101,15 +104,18 @@ func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remo
 const inboxFrames = 16
 
 // inboxFrame is a frame read from the client; refused means the rate
-// limiter dropped it and the worker answers rate_limited.
+// limiter dropped it and the worker answers rate_limited; flooded means
+// the reader stopped: the worker answers what came before, then closes.
 type inboxFrame struct {
 	data    []byte
 	refused bool
+	flooded bool
 }
 
 // read reads frames until the connection ends or closes, applying the
-// rate limit, and hands them to the worker in order.
-func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) {
+// rate limit, and hands them to the worker in order. It reports true when
+// it stopped for flooding and the worker must finish the connection.
+func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) (drain bool) {
 	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
 	for {
 		_, data, err := cl.ws.Read(ctx)
@@ -119,12 +125,13 @@ func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) 
 		}
 		ok, abusive := lim.allow()
 		if abusive {
+			// The client still gets the answers to what it sent before,
+			// its rate_limited errors included, then the close frame.
 			cl.logger().Info("closing flooding connection")
-			cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited})
-			return
+			return cl.handOver(inbox, inboxFrame{flooded: true})
 		}
 		if !cl.handOver(inbox, inboxFrame{data: data, refused: !ok}) {
-			return
+			return false
 		}
 	}
 }
@@ -168,6 +175,10 @@ func (s *Server) work(ctx context.Context, cl *client, inbox <-chan inboxFrame, 
 		case <-cl.closing:
 			return
 		case in = <-inbox:
+		}
+		if in.flooded {
+			cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited, flush: true})
+			return
 		}
 		if in.refused {
 			s.answer(ctx, cl, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))

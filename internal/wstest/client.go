@@ -151,6 +151,20 @@ func (c *Client) Next() Frame {
 	return Frame{}
 }
 
+// NextOrClose returns the next frame, or false once the connection has
+// ended (ExpectClose then tells how), failing the test if neither comes in
+// time.
+func (c *Client) NextOrClose() (Frame, bool) {
+	c.t.Helper()
+	select {
+	case f, ok := <-c.frames:
+		return f, ok
+	case <-time.After(Timeout):
+		c.t.Fatalf("no frame and no close within %s", Timeout)
+	}
+	return Frame{}, false
+}
+
 // Expect returns the next frame and fails unless it has the channel and type.
 func (c *Client) Expect(channel, typ string) Frame {
 	c.t.Helper()
