@@ -12,15 +12,14 @@ import (
 
 // presenceTracker remembers this node's presence entries, with the frame
 // that announces each user, so a heartbeat can refresh them before they
-// expire (and announce them again if Redis lost them). mu guards only the
-// map: Redis calls happen outside it. A removal that lands while a
-// heartbeat is in flight is recorded and replayed after the beat, so the
-// beat cannot resurrect it.
+// expire (and announce them again after a sweep). mu guards only the map:
+// Redis calls happen outside it. A removal waits for a heartbeat in flight
+// (inBeat is closed when it ends), so the beat cannot re-add an entry the
+// removal has just taken out; joins and other Redis calls never wait.
 type presenceTracker struct {
-	mu      sync.Mutex
-	local   map[presenceEntry][]byte // → JoinedRoom frame
-	beating bool
-	removed []presenceEntry // removals during the current beat
+	mu     sync.Mutex
+	local  map[presenceEntry][]byte // → JoinedRoom frame
+	inBeat chan struct{}            // non-nil while a heartbeat runs
 }
 
 type presenceEntry struct{ topic, user, conn string }
@@ -46,11 +45,8 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 	if err != nil {
 		return false, unavailable(err)
 	}
-	e := presenceEntry{topic, user, conn}
 	r.presence.mu.Lock()
-	r.presence.local[e] = joined
-	// A leave and rejoin during a beat: the leave must not be replayed.
-	r.presence.removed = slices.DeleteFunc(r.presence.removed, func(x presenceEntry) bool { return x == e })
+	r.presence.local[presenceEntry{topic, user, conn}] = joined
 	r.presence.mu.Unlock()
 	return n == 1, nil
 }
@@ -61,15 +57,19 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	e := presenceEntry{topic, user, conn}
 	r.presence.mu.Lock()
-	delete(r.presence.local, e)
-	if r.presence.beating {
-		r.presence.removed = append(r.presence.removed, e)
-	}
+	delete(r.presence.local, presenceEntry{topic, user, conn})
+	beat := r.presence.inBeat
 	r.presence.mu.Unlock()
+	if beat != nil {
+		select {
+		case <-beat:
+		case <-ctx.Done():
+			return false, unavailable(ctx.Err())
+		}
+	}
 	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.channel(topic), left, r.publishCommand()).Int()
+		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds()).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -131,8 +131,15 @@ func (p *presenceTracker) beat(r *Redis) error {
 		entries = append(entries, e)
 		joined = append(joined, frame)
 	}
-	p.beating = true
+	done := make(chan struct{})
+	p.inBeat = done
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inBeat = nil
+		p.mu.Unlock()
+		close(done)
+	}()
 
 	var firstErr error
 	for start := 0; start < len(entries); start += heartbeatBatch {
@@ -142,17 +149,6 @@ func (p *presenceTracker) beat(r *Redis) error {
 		}
 	}
 
-	p.mu.Lock()
-	p.beating = false
-	removed := p.removed
-	p.removed = nil
-	p.mu.Unlock()
-	for _, e := range removed {
-		ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
-		// Already announced by the original removal: no frame.
-		_ = presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(e.topic, e.user), e.user, e.conn, r.channel(e.topic), "", r.publishCommand()).Err()
-		cancel()
-	}
 	return firstErr
 }
 

@@ -34,11 +34,17 @@ type subscriptions struct {
 
 	mu     sync.Mutex
 	want   map[string]*shard // channel → shard serving it; nil: waiting for a route
-	lastID map[string]string // wanted channel → id of the newest stored message delivered
 	shards map[string]*shard // by master address; "" for a single Redis
 	warned map[string]bool   // shards whose outage was logged as a warning
 	closed bool
 	kick   chan struct{} // wakes the router
+
+	// The delivery path takes only lastMu (never while holding it does
+	// anything take mu), so messages never wait behind a (un)subscribe
+	// command being written under mu.
+	lastMu sync.Mutex
+	wanted map[string]bool   // mirror of want's keys
+	lastID map[string]string // wanted channel → id of the newest stored message delivered
 }
 
 // shard is one pub/sub connection and what it is subscribed to. Every
@@ -61,6 +67,7 @@ func (s *subscriptions) init(r *Redis) {
 	s.shards = make(map[string]*shard)
 	s.kick = make(chan struct{}, 1)
 	s.lastID = make(map[string]string)
+	s.wanted = make(map[string]bool)
 	s.warned = make(map[string]bool)
 }
 
@@ -115,6 +122,7 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	s.setWanted(ch, true)
 	if routeErr != nil {
 		if _, ok := s.want[ch]; !ok {
 			s.want[ch] = nil
@@ -156,6 +164,26 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 	}
 }
 
+// setWanted records whether ch is wanted, for the delivery path; leaving
+// it forgets its last id. Caller holds mu.
+func (s *subscriptions) setWanted(ch string, wanted bool) {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	if wanted {
+		s.wanted[ch] = true
+		return
+	}
+	delete(s.wanted, ch)
+	delete(s.lastID, ch)
+}
+
+// forget drops ch's last id: live traffic starts afresh.
+func (s *subscriptions) forget(ch string) {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	delete(s.lastID, ch)
+}
+
 // liveLocked reports whether sh still serves (it is not retired).
 func (s *subscriptions) liveLocked(sh *shard) bool { return s.shards[sh.addr] == sh }
 
@@ -168,7 +196,7 @@ func (s *subscriptions) unsubscribe(topic string) error {
 	defer s.mu.Unlock()
 	sh := s.want[ch]
 	delete(s.want, ch)
-	delete(s.lastID, ch)
+	s.setWanted(ch, false)
 	if sh == nil {
 		return nil
 	}
@@ -319,7 +347,31 @@ func (s *subscriptions) run(sh *shard) {
 		}
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, maxBackoff)
+		if s.idle(sh) {
+			return // no channel came back to this address: it retired
+		}
 	}
+}
+
+// idle retires a cluster shard that never connected once the router has
+// given all its channels to other masters (a failover). A shard that keeps
+// its channels keeps retrying, with backoff, rather than being recreated
+// in a tight loop while its master is down.
+func (s *subscriptions) idle(sh *shard) bool {
+	if s.r.cluster == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, owner := range s.want {
+		if owner == sh {
+			return false
+		}
+	}
+	if s.shards[sh.addr] == sh {
+		delete(s.shards, sh.addr)
+	}
+	return true
 }
 
 // outage records that addr failed, reporting whether this is news (so an
@@ -365,9 +417,10 @@ func (s *subscriptions) connected(sh *shard, ps *redis.PubSub) int {
 }
 
 // lost forgets a shard's connection: waiting Subscribe calls fail (their
-// topics stay wanted). In a cluster the shard retires and its channels go
-// back to the router, since their slots may have moved to another master;
-// it reports true then.
+// topics stay wanted). In a cluster its channels go back to the router,
+// since their slots may have moved to another master; a shard that had
+// connected retires (it reports true), one that never did stays to retry
+// with backoff (see idle).
 func (s *subscriptions) lost(sh *shard) (retired bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -388,10 +441,13 @@ func (s *subscriptions) lost(sh *shard) (retired bool) {
 			s.want[ch] = nil
 		}
 	}
+	s.wake()
+	if sh.connects == 0 {
+		return false
+	}
 	if s.shards[sh.addr] == sh {
 		delete(s.shards, sh.addr)
 	}
-	s.wake()
 	return true
 }
 
@@ -487,9 +543,9 @@ func (s *subscriptions) onMessage(m *redis.Message) {
 // channel. It reports false for an unwanted channel, or for a stored
 // message not newer than the last one delivered (a duplicate).
 func (s *subscriptions) advance(ch, id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, wanted := s.want[ch]; !wanted {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	if !s.wanted[ch] {
 		return false
 	}
 	if id == "" {
@@ -519,24 +575,22 @@ const (
 // bounds is not replayed: a Gap message tells the topic's subscribers to
 // catch up from history themselves (their clients resume with since).
 func (s *subscriptions) fillGap(ctx context.Context, ch string) {
-	s.mu.Lock()
+	s.lastMu.Lock()
 	last, ok := s.lastID[ch]
-	s.mu.Unlock()
+	s.lastMu.Unlock()
 	if !ok || s.r.opts.HistorySize == 0 {
 		return
 	}
 	topic, _ := s.r.topicOf(ch)
 	page, err := s.r.History(ctx, topic, HistoryQuery{Since: last, Limit: gapFillMessages, MaxBytes: gapFillBytes})
-	if err == nil && !page.Complete {
-		s.r.log.Warn("too many messages missed while disconnected; asking the topic's clients to resume", "topic", topic)
-		s.mu.Lock()
-		delete(s.lastID, ch) // the clients catch up; live traffic starts afresh
-		s.mu.Unlock()
+	trimmed := err == nil && len(page.Messages) > 0 && !page.Recovered
+	if err != nil || !page.Complete || trimmed {
+		// Too much to replay here, some of it already trimmed, or no way to
+		// read it: the clients catch up from history themselves.
+		s.r.log.Warn("messages were missed while disconnected; asking the topic's clients to catch up",
+			"topic", topic, "err", err, "trimmed", trimmed)
+		s.forget(ch)
 		s.r.deliver(Message{Topic: topic, Gap: true})
-		return
-	}
-	if err != nil {
-		s.r.log.Warn("cannot fill the gap after reconnecting; messages may be missing", "topic", topic, "err", err)
 		return
 	}
 	if len(page.Messages) > 0 {

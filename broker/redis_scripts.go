@@ -102,10 +102,12 @@ return 1
 `)
 
 // presenceRemoveScript forgets a connection; when the user has no live
-// connection left, the user leaves the users set and the LeftRoom frame is
-// published. KEYS as for presenceAddScript; ARGV[1] user, ARGV[2] conn,
-// ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5] "publish" or
-// "spublish". Returns 1 when the user left.
+// connection left, the user leaves the users set, the LeftRoom frame is
+// published, and the user is remembered in swept for ARGV[6] ms (a
+// connection of it on a node cut off meanwhile is announced again when
+// that node's heartbeat returns). KEYS as for presenceAddScript; ARGV[1]
+// user, ARGV[2] conn, ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5]
+// "publish" or "spublish". Returns 1 when the user left.
 var presenceRemoveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -113,6 +115,8 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
 if ARGV[4] ~= '' then
   redis.call(ARGV[5], ARGV[3], '\n\n' .. ARGV[4])
 end

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -394,5 +395,72 @@ func TestLargeGapAsksToResync(t *testing.T) {
 	}
 	if got := na.next(t); string(got.Data) != "live" {
 		t.Fatalf("then delivered %q", got.Data)
+	}
+}
+
+// TestTrimmedGapAsksToResync: if messages missed while disconnected were
+// already trimmed from the stream, replaying what is left would hide the
+// loss: the node delivers a Gap instead.
+func TestTrimmedGapAsksToResync(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	opts := testOpts
+	opts.HistorySize = 50
+	a, na := newRedisNode(t, srv.URL(), nil, "tg:", opts)
+	b, _ := newRedisNode(t, srv.URL(), nil, "tg:", opts)
+	const topic = "room:#trim"
+	if err := a.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("seen")}, true); err != nil {
+		t.Fatal(err)
+	}
+	na.next(t)
+	for range 300 { // stored while a was not listening, and trimmed
+		if err := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey(topic), MaxLen: 50, Approx: true, Values: []string{"d", "x"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := na.next(t); !got.Gap {
+		t.Fatalf("after a trimmed gap delivered %+v, want a Gap", got)
+	}
+}
+
+// TestDeadMasterDoesNotSpin: while the master serving a subscribed room is
+// down, the node retries with backoff instead of rebuilding its shard in a
+// tight loop.
+func TestDeadMasterDoesNotSpin(t *testing.T) {
+	cluster := testredis.StartCluster(t, 3)
+	ctx := context.Background()
+	a, _ := newRedisNode(t, "", cluster.Addrs(), "sp:", testOpts)
+	const topic = "room:#spin"
+	if err := a.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	master, err := a.cluster.MasterForKey(ctx, a.channel(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range cluster.Nodes() {
+		if n.Addr() == master.Options().Addr {
+			n.Kill(t)
+		}
+	}
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	time.Sleep(3 * time.Second)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	if cpu > time.Second { // a tight retry loop burns about a core: 3 s here
+		t.Fatalf("%s of CPU in 3 s while a master is down: the node spins", cpu)
+	}
+	a.subs.mu.Lock()
+	shards := len(a.subs.shards)
+	a.subs.mu.Unlock()
+	if shards > 3 {
+		t.Fatalf("%d shards for a 3-master cluster", shards)
 	}
 }

@@ -164,12 +164,12 @@ type joinProgress struct {
 // connection is held in the registry until the replay is queued. If any
 // step fails, what the earlier ones did is undone.
 //
-// Presence is recorded before the connection subscribes, so that the
-// LeftRoom of another tab of the same user leaving at that moment is
-// either not sent (this connection keeps the user present) or sent before
-// this connection listens. The broker announces the user (JoinedRoom to
-// everyone else) in the same step as it records presence, so announcements
-// of one user's comings and goings can never overtake each other.
+// The connection subscribes (held) before its presence is recorded: the
+// broker announces the user (JoinedRoom to everyone else) in the same step
+// as it records presence, and whatever the others send in reply must reach
+// the joiner. Announcements of one user's comings and goings are ordered
+// by that same step; a sibling tab's, caught while held, are dropped
+// (aboutUser).
 func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (err error) {
 	room, user := req.Room, c.User()
 	if !c.MayJoin(room) {
@@ -194,11 +194,6 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		}
 	}()
 
-	joined := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
-	done.present = true // even on error: Redis may have applied it before the timeout
-	if _, err := cr.broker.AddPresence(ctx, topic, user, c.ID(), joined); err != nil {
-		return brokerError(err)
-	}
 	joinCtx, cancel := context.WithTimeout(ctx, cr.limits.OpTimeout)
 	_, err = cr.reg.Join(joinCtx, topic, c, true)
 	cancel()
@@ -206,6 +201,11 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		return brokerError(err)
 	}
 	done.subscribed = true
+	joined := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
+	done.present = true // even on error: Redis may have applied it before the timeout
+	if _, err := cr.broker.AddPresence(ctx, topic, user, c.ID(), joined); err != nil {
+		return brokerError(err)
+	}
 	users, err := cr.broker.Members(ctx, topic)
 	if err != nil {
 		return brokerError(err)

@@ -119,7 +119,10 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { c.JWTPublicKey = v; return nil }},
 	{Env: "JWT_AUDIENCE", Flag: "jwt-audience", Default: "switchboard", Help: "the aud claim every ticket must carry (\"-\": do not check; not recommended)",
 		apply: func(c *Config, v string) error {
-			if v == "-" {
+			switch v {
+			case "":
+				return errors.New(`must not be empty (write "-" to turn the audience check off)`)
+			case "-":
 				v = ""
 			}
 			c.JWTAudience = v

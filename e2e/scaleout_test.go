@@ -439,3 +439,25 @@ func TestJoinersDoNotQueueBehindAFailingSubscribe(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinerHearsTheReplyToItsJoin: a member who answers a JoinedRoom at
+// once reaches the joiner: the joiner listens before it is announced.
+func TestJoinerHearsTheReplyToItsJoin(t *testing.T) {
+	d, _ := singleRedis(t)
+	ns := d.nodes(t, 2, fast)
+	bot := wstest.Open(t, ns[0].WS()+"?user=bot")
+	for i := range 20 {
+		room := "#welcome-" + strconv.Itoa(i)
+		bot.Join(room, "bot", "bot")
+		alice := wstest.Open(t, ns[1].WS()+"?user=alice")
+		alice.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: room})
+		bot.ExpectRoomUser("JoinedRoom", room, "alice")
+		bot.Say(room, "welcome alice")
+		alice.Expect("chat-room", "MemberList")
+		alice.ExpectRoomUser("JoinedRoom", room, "alice")
+		alice.ExpectRoomMessage(room, "bot", "welcome alice")
+		bot.ExpectRoomMessage(room, "bot", "welcome alice")
+		alice.Close()
+		bot.ExpectRoomUser("LeftRoom", room, "alice")
+	}
+}

@@ -20,7 +20,7 @@ const (
 	reasonRateLimited = "rate limit exceeded"
 	reasonShutdown    = "server shutting down"
 	reasonPingTimeout = "ping timeout"
-	reasonResync      = "messages were missed: reconnect and resume with since"
+	reasonResync      = "messages were missed: reconnect and catch up with since"
 )
 
 // errConnClosing is returned by Send once the connection is closing.

@@ -126,9 +126,13 @@ func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) 
 		ok, abusive := lim.allow()
 		if abusive {
 			// The client still gets the answers to what it sent before,
-			// its rate_limited errors included, then the close frame.
+			// its rate_limited errors included, then the close frame. Nobody
+			// reads its pongs from here on: the pinger must leave it be.
 			cl.logger().Info("closing flooding connection")
-			return cl.handOver(inbox, inboxFrame{flooded: true})
+			cl.readerWaited.Store(true)
+			drained := cl.handOver(inbox, inboxFrame{flooded: true})
+			cl.readerWaiting.Store(true)
+			return drained
 		}
 		if !cl.handOver(inbox, inboxFrame{data: data, refused: !ok}) {
 			return false
