@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -301,5 +300,3 @@ func (r *Redis) Subscribe(ctx context.Context, topic string) error {
 func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
 	return r.subs.unsubscribe(topic)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -250,7 +251,7 @@ func (s *subscriptions) ready() error {
 		}
 	}
 	if pending > 0 {
-		return errors.New("restoring subscriptions: " + itoa(pending) + " not confirmed yet")
+		return fmt.Errorf("restoring subscriptions: %d not confirmed yet", pending)
 	}
 	return nil
 }

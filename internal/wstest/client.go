@@ -249,9 +249,6 @@ func (c *Client) Close() {
 	<-c.done
 }
 
-// Pending returns how many frames are buffered unread.
-func (c *Client) Pending() int { return len(c.frames) }
-
 // WSURL turns an http:// base URL into the ws:// URL of /websockets.
 func WSURL(httpURL string) string {
 	return "ws" + strings.TrimPrefix(httpURL, "http") + "/websockets"
