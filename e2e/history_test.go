@@ -25,11 +25,7 @@ func TestResumeAfterDrop(t *testing.T) {
 	for _, back := range []int{1, 0} {
 		t.Run("reconnect to node "+"AB"[back:back+1], func(t *testing.T) {
 			ns := d.nodes(t, 2, fast)
-			alice := wstest.Open(t, ns[0].WS()+"?user=alice")
-			bob := wstest.Open(t, ns[1].WS()+"?user=bob")
-			alice.Join("#resume", "alice", "alice")
-			bob.Join("#resume", "bob", "alice", "bob")
-			alice.ExpectRoomUser("JoinedRoom", "#resume", "bob")
+			alice, bob := aliceAndBob(t, ns[0].WS(), ns[1].WS(), "#resume")
 			alice.Say("#resume", "before")
 			last := bob.ExpectRoomMessage("#resume", "alice", "before").ID
 			alice.ExpectRoomMessage("#resume", "alice", "before")
@@ -66,11 +62,7 @@ func TestResumeAfterDrop(t *testing.T) {
 func TestResumeWhileTrafficContinues(t *testing.T) {
 	d, _ := singleRedis(t)
 	ns := d.nodes(t, 2, fast)
-	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
-	alice.Join("#busy", "alice", "alice")
-	bob.Join("#busy", "bob", "alice", "bob")
-	alice.ExpectRoomUser("JoinedRoom", "#busy", "bob")
+	alice, bob := aliceAndBob(t, ns[0].WS(), ns[1].WS(), "#busy")
 
 	const total = 400
 	var wg sync.WaitGroup
@@ -110,11 +102,7 @@ func TestResumeAfterNodeCrash(t *testing.T) {
 	victim := testnode.StartProcess(t, binary, env)
 	survivor := testnode.StartRedis(t, testnode.Config(t, env))
 
-	alice := wstest.Open(t, survivor.WS()+"?user=alice")
-	bob := wstest.Open(t, victim.WS()+"?user=bob")
-	alice.Join("#k", "alice", "alice")
-	bob.Join("#k", "bob", "alice", "bob")
-	alice.ExpectRoomUser("JoinedRoom", "#k", "bob")
+	alice, bob := aliceAndBob(t, survivor.WS(), victim.WS(), "#k")
 	alice.Say("#k", "seen")
 	last := bob.ExpectRoomMessage("#k", "alice", "seen").ID
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,18 +38,19 @@ func clusterRedis(t *testing.T) deployment {
 	c := testredis.StartCluster(t, 3)
 	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	t.Cleanup(func() { _ = rc.Close() })
-	return deployment{name: "cluster", env: map[string]string{"REDIS_CLUSTER_ADDRS": joinAddrs(c.Addrs())}, redis: rc, sharded: true}
+	return deployment{name: "cluster", env: map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs(), ",")}, redis: rc, sharded: true}
 }
 
-func joinAddrs(addrs []string) string {
-	out := ""
-	for i, a := range addrs {
-		if i > 0 {
-			out += ","
-		}
-		out += a
-	}
-	return out
+// aliceAndBob connects alice to one WebSocket URL and bob to another, both
+// in room, with alice told of bob's join.
+func aliceAndBob(t *testing.T, urlA, urlB, room string) (alice, bob *wstest.Client) {
+	t.Helper()
+	alice = wstest.Open(t, urlA+"?user=alice")
+	bob = wstest.Open(t, urlB+"?user=bob")
+	alice.Join(room, "alice", "alice")
+	bob.Join(room, "bob", "alice", "bob")
+	alice.ExpectRoomUser("JoinedRoom", room, "bob")
+	return alice, bob
 }
 
 // nodes starts n nodes on d with extra settings.
@@ -214,11 +216,7 @@ func testJoinSeesNextMessage(t *testing.T, d deployment) {
 
 func testOrderAcrossNodes(t *testing.T, d deployment) {
 	ns := d.nodes(t, 2, map[string]string{"RATE_LIMIT": "10000", "RATE_BURST": "10000"})
-	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
-	alice.Join("#order", "alice", "alice")
-	bob.Join("#order", "bob", "alice", "bob")
-	alice.ExpectRoomUser("JoinedRoom", "#order", "bob")
+	alice, bob := aliceAndBob(t, ns[0].WS(), ns[1].WS(), "#order")
 	const count = 300
 	for i := range count {
 		alice.Say("#order", strconv.Itoa(i))
@@ -294,11 +292,7 @@ func TestCrashedNodeMembersExpire(t *testing.T) {
 func TestRedisRestartUnderLoad(t *testing.T) {
 	d, srv := singleRedis(t)
 	ns := d.nodes(t, 2, map[string]string{"PRESENCE_TTL": "3s", "OP_TIMEOUT": "1s"})
-	alice := wstest.Open(t, ns[0].WS()+"?user=alice")
-	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
-	alice.Join("#r", "alice", "alice")
-	bob.Join("#r", "bob", "alice", "bob")
-	alice.ExpectRoomUser("JoinedRoom", "#r", "bob")
+	alice, bob := aliceAndBob(t, ns[0].WS(), ns[1].WS(), "#r")
 
 	srv.Stop(t)
 	alice.Say("#r", "into the void")

@@ -178,13 +178,17 @@ func (n *node) alive() bool {
 
 // stop ends the node with SIGTERM (a graceful shutdown), then SIGKILL if
 // it has not exited after stopGrace, and waits for it.
-func (n *node) stop() {
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+func (n *node) stop() { terminate(n.cmd, n.exited) }
+
+// terminate sends cmd's process SIGTERM, then SIGKILL if it has not exited
+// (closed exited) after stopGrace, and waits for it.
+func terminate(cmd *exec.Cmd, exited <-chan struct{}) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-n.exited:
+	case <-exited:
 	case <-time.After(stopGrace):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
+		_ = cmd.Process.Kill()
+		<-exited
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -97,15 +96,7 @@ func launchRedis(ctx context.Context, bin, dir string, port int) (*redisServer, 
 }
 
 // stop ends redis-server with SIGTERM, then SIGKILL, and waits for it.
-func (s *redisServer) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(stopGrace):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
+func (s *redisServer) stop() { terminate(s.cmd, s.exited) }
 
 // freePort asks the kernel for a free 127.0.0.1 TCP port.
 func freePort() (int, error) {

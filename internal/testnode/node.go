@@ -96,7 +96,7 @@ func (n *Node) Stop(t testing.TB) time.Duration {
 	return time.Since(start)
 }
 
-// Get performs an HTTP request against the node and returns status and
+// Do performs an HTTP request against the node and returns status and
 // body.
 func (n *Node) Do(t testing.TB, method, path, body string, header http.Header) (int, string) {
 	t.Helper()
