@@ -84,11 +84,12 @@ type HistoryPage struct {
 	Recovered bool
 }
 
-// FrameTemplate builds a frame about one user: Prefix, the user name as a
-// JSON string, Suffix. The broker uses it for users it removes on its own
-// (expired presence), whose names only it knows.
-type FrameTemplate struct {
-	Prefix, Suffix []byte
+// UserTemplate builds a message about one user: Head, the user's name,
+// Middle, the name as a JSON string, Tail. The broker completes it for
+// users it removes on its own (expired presence), whose names only it
+// knows.
+type UserTemplate struct {
+	Head, Middle, Tail []byte
 }
 
 // Errors shared by both implementations.

@@ -24,7 +24,7 @@ type testBroker interface {
 	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error)
 	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error)
 	Members(ctx context.Context, topic string) ([]string, error)
-	SweepPresence(ctx context.Context, topic string, left FrameTemplate) ([]string, error)
+	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
 	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
@@ -457,11 +457,11 @@ func runConformance(t *testing.T, be backend) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		// The expired user is reported once, to whichever node sweeps first.
-		left := FrameTemplate{Prefix: []byte(`{"left":`), Suffix: []byte(`}`)}
+		left := UserTemplate{Head: []byte(`{"user":"`), Middle: []byte(`","json":`), Tail: []byte(`}`)}
 		if gone := must[[]string](t)(b.SweepPresence(ctx, "room", left)); !slices.Equal(gone, []string{"ghost"}) {
 			t.Errorf("sweep reported %v, want [ghost]", gone)
 		}
-		if got := b.next(t); string(got.Data) != `{"left":"ghost"}` {
+		if got := b.next(t); string(got.Data) != `{"user":"ghost","json":"ghost"}` {
 			t.Errorf("sweep announced %q", got.Data)
 		}
 		if gone := must[[]string](t)(b.SweepPresence(ctx, "room", left)); len(gone) != 0 {

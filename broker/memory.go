@@ -350,7 +350,7 @@ func (m *Memory) Members(_ context.Context, topic string) ([]string, error) {
 
 // SweepPresence finds no expired users: in one process, presence ends
 // only with a leave or a disconnect.
-func (m *Memory) SweepPresence(context.Context, string, FrameTemplate) ([]string, error) {
+func (m *Memory) SweepPresence(context.Context, string, UserTemplate) ([]string, error) {
 	return nil, nil
 }
 

@@ -190,9 +190,8 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 		n, _ := res[1].(int64)
 		return PublishResult{ID: id, Receivers: int(n)}, nil
 	}
-	payload := make([]byte, 0, len(msg.Except)+len(msg.Data)+2)
-	payload = append(append(append(payload, '\n'), msg.Except...), '\n')
-	payload = append(payload, msg.Data...)
+	msg.ID = ""
+	payload := appendPayload(make([]byte, 0, len(msg.Except)+len(msg.Data)+2), msg)
 	var cmd *redis.IntCmd
 	if r.cluster != nil {
 		cmd = r.client.SPublish(ctx, ch, payload)
@@ -204,16 +203,6 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 		return PublishResult{}, unavailable(err)
 	}
 	return PublishResult{Receivers: int(n)}, nil
-}
-
-// decodePayload splits a pub/sub payload "id\nexcept\ndata".
-func (r *Redis) decodePayload(topic, payload string) (Message, bool) {
-	id, rest, ok1 := strings.Cut(payload, "\n")
-	except, data, ok2 := strings.Cut(rest, "\n")
-	if !ok1 || !ok2 {
-		return Message{}, false
-	}
-	return Message{Topic: topic, ID: id, Except: except, Data: []byte(data)}, true
 }
 
 // History reads stored messages of topic.

@@ -80,11 +80,11 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 // (their node crashed, or stopped refreshing), publishing left's frame for
 // each, and returns them. Each expired user is removed, and announced,
 // once, by whichever node sweeps first.
-func (r *Redis) SweepPresence(ctx context.Context, topic string, left FrameTemplate) ([]string, error) {
+func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept")},
-		r.channel(topic), left.Prefix, left.Suffix, r.publishCommand(), r.sweptMemory().Milliseconds()).StringSlice()
+		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle).StringSlice()
 	return users, unavailable(err)
 }
 

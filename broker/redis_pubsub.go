@@ -529,7 +529,7 @@ func (s *subscriptions) onMessage(m *redis.Message) {
 	if !ok {
 		return
 	}
-	msg, ok := s.r.decodePayload(topic, m.Payload)
+	msg, ok := decodePayload(topic, m.Payload)
 	if !ok {
 		s.r.log.Error("dropping malformed pub/sub payload", "channel", m.Channel)
 		return

@@ -12,10 +12,10 @@ import "github.com/redis/go-redis/v9"
 // KEYS[1] stream; ARGV[1] pub/sub channel, ARGV[2] data, ARGV[3] except,
 // ARGV[4] MAXLEN, ARGV[5] TTL in ms, ARGV[6] "publish" or "spublish".
 // Returns {id, receivers}.
-var publishScript = redis.NewScript(`
+var publishScript = redis.NewScript(luaPayload + `
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-local n = redis.call(ARGV[6], ARGV[1], id .. '\n' .. ARGV[3] .. '\n' .. ARGV[2])
+local n = redis.call(ARGV[6], ARGV[1], payload(id, ARGV[3], ARGV[2]))
 return {id, n}
 `)
 
@@ -70,8 +70,8 @@ return {head[1][1], out, full}
 // themselves, so their order on the topic's channel is the order of the
 // presence changes. An empty frame publishes nothing.
 //
-// Announcements go out on the topic's channel as "\n" + except + "\n" +
-// frame, the shape Publish uses without history.
+// Announcements go out on the topic's channel as payloads (payload.go)
+// without an id.
 
 // presenceAddScript records a connection of a user on a topic ("join"),
 // or refreshes it ("refresh", the heartbeat). A join announces a user that
@@ -83,7 +83,7 @@ return {head[1][1], out, full}
 // ARGV[1] user, ARGV[2] conn, ARGV[3] TTL ms, ARGV[4] channel, ARGV[5]
 // JoinedRoom frame, ARGV[6] except, ARGV[7] "publish" or "spublish",
 // ARGV[8] "join" or "refresh". Returns 1 when the user was not present.
-var presenceAddScript = redis.NewScript(`
+var presenceAddScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
@@ -96,7 +96,7 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 if present then return 0 end
 local swept = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
 if ARGV[5] ~= '' and (ARGV[8] == 'join' or swept) then
-  redis.call(ARGV[7], ARGV[4], '\n' .. ARGV[6] .. '\n' .. ARGV[5])
+  redis.call(ARGV[7], ARGV[4], payload('', ARGV[6], ARGV[5]))
 end
 return 1
 `)
@@ -108,7 +108,7 @@ return 1
 // that node's heartbeat returns). KEYS as for presenceAddScript; ARGV[1]
 // user, ARGV[2] conn, ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5]
 // "publish" or "spublish". Returns 1 when the user left.
-var presenceRemoveScript = redis.NewScript(`
+var presenceRemoveScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -118,7 +118,7 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
 if ARGV[4] ~= '' then
-  redis.call(ARGV[5], ARGV[3], '\n\n' .. ARGV[4])
+  redis.call(ARGV[5], ARGV[3], payload('', '', ARGV[4]))
 end
 return 1
 `)
@@ -133,12 +133,12 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `)
 
 // presenceSweepScript removes the users whose entries expired (their node
-// stopped refreshing them), publishes a LeftRoom for each, built as ARGV[2]
-// + the user as a JSON string + ARGV[3], and remembers them in swept for
-// ARGV[5] ms (see presenceAddScript). KEYS[1] users, KEYS[2] swept;
-// ARGV[1] channel, ARGV[4] "publish" or "spublish". Returns the users
-// removed.
-var presenceSweepScript = redis.NewScript(`
+// stopped refreshing them), publishes a LeftRoom for each, built from a
+// UserTemplate as ARGV[2] + the user + ARGV[6] + the user as a JSON string
+// + ARGV[3], and remembers them in swept for ARGV[5] ms (see
+// presenceAddScript). KEYS[1] users, KEYS[2] swept; ARGV[1] channel,
+// ARGV[4] "publish" or "spublish". Returns the users removed.
+var presenceSweepScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -146,7 +146,7 @@ for _, user in ipairs(gone) do
   redis.call('ZREM', KEYS[1], user)
   redis.call('ZADD', KEYS[2], now, user)
   if ARGV[2] ~= '' then
-    redis.call(ARGV[4], ARGV[1], '\n\n' .. ARGV[2] .. cjson.encode(user) .. ARGV[3])
+    redis.call(ARGV[4], ARGV[1], payload('', '', ARGV[2] .. user .. ARGV[6] .. cjson.encode(user) .. ARGV[3]))
   end
 end
 if #gone > 0 then

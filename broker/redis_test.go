@@ -348,11 +348,11 @@ func TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone(t *testing.T) {
 	if err := b.client.ZAdd(ctx, b.key("room:#p", ":users"), redis.Z{Score: 1, Member: "u"}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	gone, err := b.SweepPresence(ctx, "room:#p", FrameTemplate{Prefix: []byte("left "), Suffix: nil})
+	gone, err := b.SweepPresence(ctx, "room:#p", UserTemplate{Head: []byte("left "), Middle: []byte(" ")})
 	if err != nil || !slices.Equal(gone, []string{"u"}) {
 		t.Fatalf("sweep: %v, %v", gone, err)
 	}
-	if got := nb.next(t); string(got.Data) != `left "u"` {
+	if got := nb.next(t); string(got.Data) != `left u "u"` {
 		t.Fatalf("sweep announced %q", got.Data)
 	}
 	if got := nb.next(t); string(got.Data) != "joined u" {

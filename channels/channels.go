@@ -1,6 +1,6 @@
 // Package channels implements Switchboard's channels — chat, chat-room,
 // ping and inbox — each as a handler of its typed messages, on top of the
-// local subscription registry and the broker.
+// node's hub (who is in which topic) and the broker.
 package channels
 
 import (
@@ -15,11 +15,10 @@ import (
 	"github.com/switchboard/switchboard/rooms"
 )
 
-// Client is a connection as channel handlers see it.
+// Client is a connection as channel handlers see it: a hub member (its
+// User is a UUID for anonymous connections) that can also be answered.
 type Client interface {
 	rooms.Member
-	// User is the connection's user name (a UUID for anonymous connections).
-	User() string
 	// Send queues a direct reply, waiting for room in the connection's
 	// queue until ctx ends. Use it for answers to the client's own requests;
 	// broadcasts go through Deliver, which never waits.
@@ -50,15 +49,18 @@ type Broker interface {
 	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error)
 	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error)
 	Members(ctx context.Context, topic string) ([]string, error)
-	SweepPresence(ctx context.Context, topic string, left broker.FrameTemplate) ([]string, error)
+	SweepPresence(ctx context.Context, topic string, left broker.UserTemplate) ([]string, error)
 }
 
-// Registry is what the channels need of the local subscription registry.
-type Registry interface {
-	Pin(ctx context.Context, topic string) error
+// Hub is what the channels need of the node's hub, the one record of
+// which local connection is in which topic.
+type Hub interface {
 	Join(ctx context.Context, topic string, m rooms.Member, held bool) (bool, error)
 	Drain(topic, memberID, after string) (frames [][]byte, live bool, err error)
 	Leave(ctx context.Context, topic, memberID string) (bool, error)
+	IsMember(topic, memberID string) bool
+	TopicsOf(memberID, prefix string) []string
+	Topics(prefix string) []string
 }
 
 // Limits bound what clients may ask of the channels.
@@ -89,6 +91,9 @@ const (
 
 // RoomTopic is the topic carrying a room's traffic.
 func RoomTopic(room string) string { return roomTopicPrefix + room }
+
+// roomOf is the room a room topic carries.
+func roomOf(topic string) string { return topic[len(roomTopicPrefix):] }
 
 // UserTopic is the topic carrying one user's inbox.
 func UserTopic(user string) string { return userTopicPrefix + user }

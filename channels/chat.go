@@ -12,24 +12,24 @@ import (
 // message. Messages are kept in the "chat" history stream.
 type Chat struct {
 	broker  Broker
-	reg     Registry
+	hub     Hub
 	history historian
 }
 
 // NewChat returns the chat channel.
-func NewChat(b Broker, reg Registry, limits Limits) *Chat {
-	return &Chat{broker: b, reg: reg, history: historian{broker: b, limits: limits}}
+func NewChat(b Broker, hub Hub, limits Limits) *Chat {
+	return &Chat{broker: b, hub: hub, history: historian{broker: b, limits: limits}}
 }
 
 // Connect subscribes the connection to the chat.
 func (ch *Chat) Connect(ctx context.Context, c Client) error {
-	_, err := ch.reg.Join(ctx, TopicChat, c, false)
+	_, err := ch.hub.Join(ctx, TopicChat, c, false)
 	return err
 }
 
 // Disconnect unsubscribes the connection.
 func (ch *Chat) Disconnect(ctx context.Context, c Client) {
-	_, _ = ch.reg.Leave(ctx, TopicChat, c.ID())
+	_, _ = ch.hub.Leave(ctx, TopicChat, c.ID())
 }
 
 // Handle takes SubmitMessage and GetHistory.
@@ -43,9 +43,9 @@ func (ch *Chat) Handle(ctx context.Context, c Client, msg protocol.Message) erro
 		if strings.TrimSpace(text) == "" {
 			return protocol.Errorf(protocol.CodeInvalidContents, "SubmitMessage needs non-empty text")
 		}
-		frame := protocol.Encode(protocol.ChannelChat, protocol.TypeNewMessageReceived,
+		pub := protocol.NewPublication(protocol.ChannelChat, protocol.TypeNewMessageReceived,
 			protocol.ChatMessage{Content: text, PostedAt: now()})
-		_, err := ch.broker.Publish(ctx, broker.Message{Topic: TopicChat, Data: frame}, true)
+		_, err := ch.broker.Publish(ctx, broker.Message{Topic: TopicChat, Data: pub.Marshal()}, true)
 		return brokerError(err)
 	case protocol.TypeGetHistory:
 		var req protocol.GetHistory // no contents: the newest page

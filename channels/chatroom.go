@@ -3,7 +3,6 @@ package channels
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -19,23 +18,22 @@ import (
 // (JoinedRoom to everyone) when their first connection joins it, and leaves
 // (LeftRoom) when their last connection leaves; MemberList names each user
 // once however many tabs they have open.
+//
+// Which connection is in which room is the hub's to know: the channel
+// keeps no membership of its own.
 type ChatRoom struct {
 	broker  Broker
-	reg     Registry
+	hub     Hub
 	limits  Limits
 	history historian
 	log     *slog.Logger
-
-	mu     sync.Mutex
-	joined map[string]map[string]struct{} // connection id → rooms
 }
 
 // NewChatRoom returns the chat-room channel.
-func NewChatRoom(b Broker, reg Registry, limits Limits, log *slog.Logger) *ChatRoom {
+func NewChatRoom(b Broker, hub Hub, limits Limits, log *slog.Logger) *ChatRoom {
 	return &ChatRoom{
-		broker: b, reg: reg, limits: limits, log: log,
+		broker: b, hub: hub, limits: limits, log: log,
 		history: historian{broker: b, limits: limits},
-		joined:  make(map[string]map[string]struct{}),
 	}
 }
 
@@ -74,10 +72,10 @@ func (cr *ChatRoom) Handle(ctx context.Context, c Client, msg protocol.Message) 
 		if err := cr.decodeRoom(msg, &req, &req.Room); err != nil {
 			return err
 		}
-		if !cr.isMember(c.ID(), req.Room) {
+		if !cr.isMember(c, req.Room) {
 			return notMember(req.Room)
 		}
-		page, err := cr.history.page(ctx, RoomTopic(req.Room), req)
+		page, err := cr.History(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -120,36 +118,14 @@ func notMember(room string) error {
 	return protocol.Errorf(protocol.CodeNotMember, "join %q first", room)
 }
 
-func (cr *ChatRoom) isMember(connID, room string) bool {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	_, ok := cr.joined[connID][room]
-	return ok
+// History reads a page of a room's history, for members (GetHistory) and
+// for the server API alike.
+func (cr *ChatRoom) History(ctx context.Context, req protocol.GetHistory) (protocol.History, error) {
+	return cr.history.page(ctx, RoomTopic(req.Room), req)
 }
 
-// roomCount reports how many rooms a connection is in.
-func (cr *ChatRoom) roomCount(connID string) int {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	return len(cr.joined[connID])
-}
-
-func (cr *ChatRoom) setMember(connID, room string, in bool) {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	rs := cr.joined[connID]
-	if in {
-		if rs == nil {
-			rs = make(map[string]struct{})
-			cr.joined[connID] = rs
-		}
-		rs[room] = struct{}{}
-		return
-	}
-	delete(rs, room)
-	if len(rs) == 0 {
-		delete(cr.joined, connID)
-	}
+func (cr *ChatRoom) isMember(c Client, room string) bool {
+	return cr.hub.IsMember(RoomTopic(room), c.ID())
 }
 
 // joinProgress is what a join has done so far, so that a failure undoes
@@ -176,7 +152,7 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		return protocol.Errorf(protocol.CodeForbidden, "your ticket does not allow room %q", room)
 	}
 	topic := RoomTopic(room)
-	if cr.isMember(c.ID(), room) {
+	if cr.isMember(c, room) {
 		// Joining twice is idempotent: confirm without telling anyone else.
 		users, err := cr.broker.Members(ctx, topic)
 		if err != nil {
@@ -184,7 +160,7 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 		}
 		return cr.sendJoinAck(ctx, c, room, users, nil)
 	}
-	if cr.roomCount(c.ID()) >= cr.limits.MaxRooms {
+	if len(cr.hub.TopicsOf(c.ID(), roomTopicPrefix)) >= cr.limits.MaxRooms {
 		return protocol.Errorf(protocol.CodeTooManyRooms, "a connection may be in at most %d rooms", cr.limits.MaxRooms)
 	}
 	var done joinProgress
@@ -195,13 +171,13 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	}()
 
 	joinCtx, cancel := context.WithTimeout(ctx, cr.limits.OpTimeout)
-	_, err = cr.reg.Join(joinCtx, topic, c, true)
+	_, err = cr.hub.Join(joinCtx, topic, c, true)
 	cancel()
 	if err != nil {
 		return brokerError(err)
 	}
 	done.subscribed = true
-	joined := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinedRoom, protocol.JoinedRoom{Room: room, User: user})
+	joined := announcement(protocol.TypeJoinedRoom, room, user)
 	done.present = true // even on error: Redis may have applied it before the timeout
 	if _, err := cr.broker.AddPresence(ctx, topic, user, c.ID(), joined); err != nil {
 		return brokerError(err)
@@ -214,18 +190,16 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	if err != nil {
 		return err
 	}
-	cr.setMember(c.ID(), room, true)
-
 	if err := cr.sendJoinAck(ctx, c, room, users, recovered); err != nil {
 		return err
 	}
 	after := req.Since
 	for _, m := range replay {
-		frame, err := protocol.WithID(m.Data, m.ID)
+		pub, err := protocol.ParsePublication(m.Data, m.ID)
 		if err != nil {
 			return err
 		}
-		if err := c.Send(ctx, frame); err != nil {
+		if err := c.Send(ctx, pub.Frame()); err != nil {
 			return err
 		}
 		after = m.ID
@@ -233,14 +207,11 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	// Hand over to live delivery: what arrived during the replay, minus
 	// what the replay (or the client, before since) already had.
 	for {
-		frames, live, err := cr.reg.Drain(topic, c.ID(), after)
+		frames, live, err := cr.hub.Drain(topic, c.ID(), after)
 		if err != nil {
 			return err
 		}
 		for _, f := range frames {
-			if aboutUser(f, user) {
-				continue // stale: this join made the user present
-			}
 			if err := c.Send(ctx, f); err != nil {
 				return err
 			}
@@ -251,17 +222,13 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, req protocol.JoinRoom) (
 	}
 }
 
-// aboutUser reports whether frame is a JoinedRoom or LeftRoom of user. A
-// joiner drops those from what arrived while it was held: they predate its
-// own join (another tab of the same user coming or going at that moment),
-// and its MemberList and JoinedRoom already say where it stands.
-func aboutUser(frame []byte, user string) bool {
-	env, err := protocol.Decode(frame)
-	if err != nil || (env.Message.Type != protocol.TypeJoinedRoom && env.Message.Type != protocol.TypeLeftRoom) {
-		return false
-	}
-	var who protocol.RoomUser
-	return protocol.DecodeContents(env.Message, &who) == nil && who.User == user
+// announcement is the publication telling a room that user joined or
+// left. It names the user (About) so that a joiner of the same user can
+// drop it unread (see Hub.Drain).
+func announcement(typ, room, user string) []byte {
+	p := protocol.NewPublication(protocol.ChannelChatRoom, typ, protocol.RoomUser{Room: room, User: user})
+	p.About = user
+	return p.Marshal()
 }
 
 // replay reads what a resuming joiner missed after since: at most
@@ -315,9 +282,8 @@ func (cr *ChatRoom) sendJoinAck(ctx context.Context, c Client, room string, user
 // leaving in the same way; otherwise nobody hears of anything.
 func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, done joinProgress) {
 	ctx = context.WithoutCancel(ctx)
-	cr.setMember(c.ID(), room, false)
 	if done.subscribed {
-		if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
+		if _, err := cr.hub.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
 			cr.log.Warn("leave after failed join", "room", room, "err", err)
 		}
 	}
@@ -331,14 +297,14 @@ func (cr *ChatRoom) abandonJoin(ctx context.Context, c Client, room string, done
 // A failure is logged: the entry then expires and is swept, and announced
 // as gone by whichever node sweeps it.
 func (cr *ChatRoom) removePresence(ctx context.Context, c Client, room string) {
-	left := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: room, User: c.User()})
+	left := announcement(protocol.TypeLeftRoom, room, c.User())
 	if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID(), left); err != nil {
 		cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
 	}
 }
 
 func (cr *ChatRoom) leave(ctx context.Context, c Client, room string) error {
-	if !cr.isMember(c.ID(), room) {
+	if !cr.isMember(c, room) {
 		return notMember(room)
 	}
 	cr.leaveRoom(ctx, c, room)
@@ -350,33 +316,26 @@ func (cr *ChatRoom) leave(ctx context.Context, c Client, room string) error {
 // there, tells the remaining members. Failures are logged, not returned:
 // the connection is out of the room locally either way.
 func (cr *ChatRoom) leaveRoom(ctx context.Context, c Client, room string) {
-	cr.setMember(c.ID(), room, false)
-	if _, err := cr.reg.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
+	if _, err := cr.hub.Leave(ctx, RoomTopic(room), c.ID()); err != nil {
 		cr.log.Warn("room unsubscribe failed", "room", room, "err", err)
 	}
 	cr.removePresence(ctx, c, room)
 }
 
 func (cr *ChatRoom) send(ctx context.Context, c Client, room, text string) error {
-	if !cr.isMember(c.ID(), room) {
+	if !cr.isMember(c, room) {
 		return notMember(room)
 	}
-	frame := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeNewMessage,
+	pub := protocol.NewPublication(protocol.ChannelChatRoom, protocol.TypeNewMessage,
 		protocol.RoomMessage{Room: room, User: c.User(), Message: text, PostedAt: now()})
-	_, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: frame}, true)
+	_, err := cr.broker.Publish(ctx, broker.Message{Topic: RoomTopic(room), Data: pub.Marshal()}, true)
 	return brokerError(err)
 }
 
 // Disconnect leaves every room the connection was in.
 func (cr *ChatRoom) Disconnect(ctx context.Context, c Client) {
-	cr.mu.Lock()
-	rs := make([]string, 0, len(cr.joined[c.ID()]))
-	for room := range cr.joined[c.ID()] {
-		rs = append(rs, room)
-	}
-	cr.mu.Unlock()
-	for _, room := range rs {
-		cr.leaveRoom(ctx, c, room)
+	for _, topic := range cr.hub.TopicsOf(c.ID(), roomTopicPrefix) {
+		cr.leaveRoom(ctx, c, roomOf(topic))
 	}
 }
 
@@ -398,17 +357,10 @@ func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
 }
 
 func (cr *ChatRoom) sweep(ctx context.Context) {
-	cr.mu.Lock()
-	local := make(map[string]struct{})
-	for _, rs := range cr.joined {
-		for room := range rs {
-			local[room] = struct{}{}
-		}
-	}
-	cr.mu.Unlock()
-	for room := range local {
-		prefix, suffix := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, room)
-		gone, err := cr.broker.SweepPresence(ctx, RoomTopic(room), broker.FrameTemplate{Prefix: prefix, Suffix: suffix})
+	for _, topic := range cr.hub.Topics(roomTopicPrefix) {
+		room := roomOf(topic)
+		left := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, room)
+		gone, err := cr.broker.SweepPresence(ctx, topic, broker.UserTemplate{Head: left.Head, Middle: left.Middle, Tail: left.Tail})
 		if err != nil {
 			cr.log.Debug("presence sweep failed", "room", room, "err", err)
 			continue

@@ -88,10 +88,10 @@ func (c *fakeClient) take() []string {
 func newRoomChannel(t *testing.T, limits Limits) (*ChatRoom, *flakyBroker) {
 	t.Helper()
 	fb := &flakyBroker{Memory: broker.NewMemory(broker.Options{HistorySize: 1000, HistoryTTL: time.Hour})}
-	reg := rooms.New(fb, 1<<20, slog.New(slog.DiscardHandler))
-	fb.Start(reg.Deliver)
+	hub := rooms.New(fb, 1<<20, slog.New(slog.DiscardHandler))
+	fb.Start(hub.Deliver)
 	t.Cleanup(func() { _ = fb.Close() })
-	return NewChatRoom(fb, reg, limits, slog.New(slog.DiscardHandler)), fb
+	return NewChatRoom(fb, hub, limits, slog.New(slog.DiscardHandler)), fb
 }
 
 var testLimits = Limits{MaxRooms: 10, MaxRoomName: 128, HistoryEnabled: true, HistoryPage: 5, HistoryMaxPage: 10, OpTimeout: 5 * time.Second}

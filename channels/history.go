@@ -36,11 +36,11 @@ func (h historian) page(ctx context.Context, topic string, req protocol.GetHisto
 	}
 	out := protocol.History{Room: req.Room, Messages: make([]json.RawMessage, 0, len(page.Messages)), Complete: page.Complete}
 	for _, m := range page.Messages {
-		contents, err := protocol.ContentsWithID(m.Data, m.ID)
+		pub, err := protocol.ParsePublication(m.Data, m.ID)
 		if err != nil {
 			return protocol.History{}, err
 		}
-		out.Messages = append(out.Messages, contents)
+		out.Messages = append(out.Messages, pub.ContentsWithID())
 	}
 	return out, nil
 }

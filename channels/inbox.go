@@ -12,21 +12,21 @@ import (
 // while it holds at least one of the user's sockets.
 type Inbox struct {
 	broker Broker
-	reg    Registry
+	hub    Hub
 }
 
 // NewInbox returns the inbox channel.
-func NewInbox(b Broker, reg Registry) *Inbox { return &Inbox{broker: b, reg: reg} }
+func NewInbox(b Broker, hub Hub) *Inbox { return &Inbox{broker: b, hub: hub} }
 
 // Connect subscribes the connection to its user's topic.
 func (in *Inbox) Connect(ctx context.Context, c Client) error {
-	_, err := in.reg.Join(ctx, UserTopic(c.User()), c, false)
+	_, err := in.hub.Join(ctx, UserTopic(c.User()), c, false)
 	return err
 }
 
 // Disconnect unsubscribes the connection.
 func (in *Inbox) Disconnect(ctx context.Context, c Client) {
-	_, _ = in.reg.Leave(ctx, UserTopic(c.User()), c.ID())
+	_, _ = in.hub.Leave(ctx, UserTopic(c.User()), c.ID())
 }
 
 // Handle refuses everything: the inbox has no client messages.
@@ -38,8 +38,8 @@ func (in *Inbox) Handle(_ context.Context, _ Client, msg protocol.Message) error
 // nodes held at least one of them. A user with no socket is not an error:
 // the message reaches nobody and Send reports 0.
 func (in *Inbox) Send(ctx context.Context, user, content, typ string) (int, error) {
-	frame := protocol.Encode(protocol.ChannelInbox, protocol.TypeInboxMessage,
+	pub := protocol.NewPublication(protocol.ChannelInbox, protocol.TypeInboxMessage,
 		protocol.InboxMessage{Content: content, Type: typ, PostedAt: now()})
-	res, err := in.broker.Publish(ctx, broker.Message{Topic: UserTopic(user), Data: frame}, false)
+	res, err := in.broker.Publish(ctx, broker.Message{Topic: UserTopic(user), Data: pub.Marshal()}, false)
 	return res.Receivers, err
 }

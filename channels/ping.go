@@ -11,20 +11,20 @@ import (
 // connection on every node. Clients only receive on it.
 type Ping struct {
 	broker Broker
-	reg    Registry
+	hub    Hub
 }
 
 // NewPing returns the ping channel.
-func NewPing(b Broker, reg Registry) *Ping { return &Ping{broker: b, reg: reg} }
+func NewPing(b Broker, hub Hub) *Ping { return &Ping{broker: b, hub: hub} }
 
 // Connect subscribes the connection to pings.
 func (p *Ping) Connect(ctx context.Context, c Client) error {
-	_, err := p.reg.Join(ctx, TopicPing, c, false)
+	_, err := p.hub.Join(ctx, TopicPing, c, false)
 	return err
 }
 
 // Disconnect unsubscribes the connection.
-func (p *Ping) Disconnect(ctx context.Context, c Client) { _, _ = p.reg.Leave(ctx, TopicPing, c.ID()) }
+func (p *Ping) Disconnect(ctx context.Context, c Client) { _, _ = p.hub.Leave(ctx, TopicPing, c.ID()) }
 
 // Handle refuses everything: ping has no client messages.
 func (p *Ping) Handle(_ context.Context, _ Client, msg protocol.Message) error {
@@ -34,7 +34,7 @@ func (p *Ping) Handle(_ context.Context, _ Client, msg protocol.Message) error {
 // Publish sends Ping n to every connection on every node and reports how
 // many nodes it reached.
 func (p *Ping) Publish(ctx context.Context, n int) (int, error) {
-	frame := protocol.Encode(protocol.ChannelPing, protocol.TypePing, n)
-	res, err := p.broker.Publish(ctx, broker.Message{Topic: TopicPing, Data: frame}, false)
+	pub := protocol.NewPublication(protocol.ChannelPing, protocol.TypePing, n)
+	res, err := p.broker.Publish(ctx, broker.Message{Topic: TopicPing, Data: pub.Marshal()}, false)
 	return res.Receivers, err
 }

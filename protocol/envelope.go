@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 )
 
 // Channel names.
@@ -123,18 +122,6 @@ func DecodeContents(m Message, dst any) error {
 	return nil
 }
 
-// WithID returns a copy of an encoded envelope whose contents object gains
-// an "id" field as its first member. Brokers assign ids when they store a
-// message, after the publisher encoded it, so each node stamps the id once
-// before fanning the frame out.
-func WithID(frame []byte, id string) ([]byte, error) {
-	env, err := stamp(frame, id)
-	if err != nil {
-		return nil, err
-	}
-	return marshal(env)
-}
-
 // marshal is json.Marshal without HTML escaping: encoding/json writes <, >
 // and & as six-byte \u escapes by default, which would let a client's
 // frame grow sixfold on its way to every recipient (and into history).
@@ -147,72 +134,4 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// ContentsWithID is WithID returning only the stamped contents, as History
-// lists them.
-func ContentsWithID(frame []byte, id string) (json.RawMessage, error) {
-	env, err := stamp(frame, id)
-	return env.Message.Contents, err
-}
-
-func stamp(frame []byte, id string) (Envelope, error) {
-	var env Envelope
-	if err := json.Unmarshal(frame, &env); err != nil {
-		return env, fmt.Errorf("stamp id: %w", err)
-	}
-	members, err := objectMembers(env.Message.Contents)
-	if err != nil {
-		return env, fmt.Errorf("stamp id: contents of %s/%s: %w", env.Channel, env.Message.Type, err)
-	}
-	quotedID, _ := marshal(id) // a string always marshals
-	var b bytes.Buffer
-	b.Grow(len(env.Message.Contents) + len(quotedID) + 8)
-	b.WriteString(`{"id":`)
-	b.Write(quotedID)
-	for _, m := range members {
-		// Decoders match field names case-insensitively and keep the last
-		// duplicate, so any older id would win over the stamped one.
-		if strings.EqualFold(m.key, "id") {
-			continue
-		}
-		b.WriteByte(',')
-		key, _ := marshal(m.key)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(m.value)
-	}
-	b.WriteByte('}')
-	env.Message.Contents = b.Bytes()
-	return env, nil
-}
-
-type member struct {
-	key   string
-	value json.RawMessage
-}
-
-// objectMembers splits a JSON object into its members, in order.
-func objectMembers(raw []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	var members []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := tok.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil, err
-		}
-		members = append(members, member{key: key, value: value})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	return members, nil
 }

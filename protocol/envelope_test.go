@@ -350,100 +350,106 @@ func TestErrorf(t *testing.T) {
 }
 
 const (
-	newMessage = `{"channel":"chat-room","message":{"type":"NewMessage","contents":{"room":"#haskell","user":"alice","message":"hi","postedAt":"2022-09-09T18:12:45.904815Z"}}}`
+	newMessage = `{"room":"#haskell","user":"alice","message":"hi","postedAt":"2022-09-09T18:12:45.904815Z"}`
 	stampedNew = `{"channel":"chat-room","message":{"type":"NewMessage","contents":{"id":"1662747165904-0","room":"#haskell","user":"alice","message":"hi","postedAt":"2022-09-09T18:12:45.904815Z"}}}`
 )
 
-func TestWithID(t *testing.T) {
+func TestPublicationFrame(t *testing.T) {
 	tests := []struct {
 		name         string
-		frame        string
-		id           string
+		pub          protocol.Publication
 		want         string // whole frame
 		wantContents string // ContentsWithID
-		wantErr      bool
 	}{
-		{name: "id becomes the first member", frame: newMessage, id: "1662747165904-0", want: stampedNew,
+		{name: "id becomes the first member",
+			pub:          protocol.Publication{Channel: "chat-room", Type: "NewMessage", ID: "1662747165904-0", Contents: []byte(newMessage)},
+			want:         stampedNew,
 			wantContents: `{"id":"1662747165904-0","room":"#haskell","user":"alice","message":"hi","postedAt":"2022-09-09T18:12:45.904815Z"}`},
-		{name: "empty object", frame: `{"channel":"chat","message":{"type":"T","contents":{}}}`, id: "x",
+		{name: "no id: contents as published",
+			pub:  protocol.Publication{Channel: "chat-room", Type: "NewMessage", Contents: []byte(newMessage)},
+			want: `{"channel":"chat-room","message":{"type":"NewMessage","contents":` + newMessage + `}}`, wantContents: newMessage},
+		{name: "number contents without id", pub: protocol.Publication{Channel: "ping", Type: "Ping", Contents: []byte(`2`)},
+			want: `{"channel":"ping","message":{"type":"Ping","contents":2}}`, wantContents: `2`},
+		{name: "empty object", pub: protocol.Publication{Channel: "chat", Type: "T", ID: "x", Contents: []byte(`{}`)},
 			want: `{"channel":"chat","message":{"type":"T","contents":{"id":"x"}}}`, wantContents: `{"id":"x"}`},
-		{name: "empty object with whitespace", frame: "{\"channel\":\"chat\",\"message\":{\"type\":\"T\",\"contents\":{ \n\t }}}", id: "x",
+		{name: "empty object with whitespace", pub: protocol.Publication{Channel: "chat", Type: "T", ID: "x", Contents: []byte("{ \n\t }")},
 			want: `{"channel":"chat","message":{"type":"T","contents":{"id":"x"}}}`, wantContents: `{"id":"x"}`},
-		{name: "pretty-printed frame", frame: "{\n  \"channel\": \"chat\",\n  \"message\": {\n    \"type\": \"T\",\n    \"contents\": {\n      \"a\": 1\n    }\n  }\n}\n", id: "1-0",
-			want: `{"channel":"chat","message":{"type":"T","contents":{"id":"1-0","a":1}}}`},
-		{name: "nested objects untouched", frame: `{"channel":"c","message":{"type":"T","contents":{"a":{"b":[1,{"c":null}]},"d":"}"}}}`, id: "1-0",
+		{name: "nested objects untouched", pub: protocol.Publication{Channel: "c", Type: "T", ID: "1-0", Contents: []byte(`{"a":{"b":[1,{"c":null}]},"d":"}"}`)},
 			want: `{"channel":"c","message":{"type":"T","contents":{"id":"1-0","a":{"b":[1,{"c":null}]},"d":"}"}}}`},
-		{name: "quotes and backslashes escaped", frame: `{"channel":"c","message":{"type":"T","contents":{}}}`, id: `a"b\c`,
+		{name: "quotes and backslashes escaped", pub: protocol.Publication{Channel: "c", Type: "T", ID: `a"b\c`, Contents: []byte(`{}`)},
 			want: `{"channel":"c","message":{"type":"T","contents":{"id":"a\"b\\c"}}}`, wantContents: `{"id":"a\"b\\c"}`},
-		{name: "control characters escaped", frame: `{"channel":"c","message":{"type":"T","contents":{}}}`, id: "a\nb\x00",
-			want: `{"channel":"c","message":{"type":"T","contents":{"id":"a\nb\u0000"}}}`},
-		{name: "html characters kept", frame: `{"channel":"c","message":{"type":"T","contents":{}}}`, id: "</script>",
+		{name: "html characters kept", pub: protocol.Publication{Channel: "c", Type: "T", ID: "</script>", Contents: []byte(`{}`)},
 			want: `{"channel":"c","message":{"type":"T","contents":{"id":"</script>"}}}`},
-		{name: "empty id", frame: `{"channel":"c","message":{"type":"T","contents":{"a":1}}}`, id: "",
-			want: `{"channel":"c","message":{"type":"T","contents":{"id":"","a":1}}}`},
-		{name: "existing id replaced, not duplicated", frame: `{"channel":"chat","message":{"type":"NewMessageReceived","contents":{"id":"1-0","content":"x"}}}`, id: "2-0",
-			want: `{"channel":"chat","message":{"type":"NewMessageReceived","contents":{"id":"2-0","content":"x"}}}`},
-
-		{name: "string contents", frame: `{"channel":"chat","message":{"type":"SubmitMessage","contents":"Hello"}}`, id: "x", wantErr: true},
-		{name: "number contents", frame: `{"channel":"ping","message":{"type":"Ping","contents":2}}`, id: "x", wantErr: true},
-		{name: "array contents", frame: `{"channel":"c","message":{"type":"T","contents":[{}]}}`, id: "x", wantErr: true},
-		{name: "null contents", frame: `{"channel":"c","message":{"type":"T","contents":null}}`, id: "x", wantErr: true},
-		{name: "no contents", frame: `{"channel":"c","message":{"type":"T"}}`, id: "x", wantErr: true},
-		{name: "not JSON", frame: `{"channel":`, id: "x", wantErr: true},
-		{name: "empty frame", frame: ``, id: "x", wantErr: true},
-		{name: "frame is an array", frame: `[]`, id: "x", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := protocol.WithID([]byte(tt.frame), tt.id)
-			contents, cerr := protocol.ContentsWithID([]byte(tt.frame), tt.id)
-			if tt.wantErr {
-				if err == nil || cerr == nil {
-					t.Fatalf("WithID = %s, %v; ContentsWithID = %s, %v; want errors", got, err, contents, cerr)
-				}
-				return
-			}
-			if err != nil || cerr != nil {
-				t.Fatalf("WithID: %v; ContentsWithID: %v", err, cerr)
-			}
+			got := tt.pub.Frame()
 			if string(got) != tt.want {
-				t.Errorf("WithID =\n %s\nwant\n %s", got, tt.want)
+				t.Errorf("Frame =\n %s\nwant\n %s", got, tt.want)
 			}
-			if !json.Valid(contents) {
-				t.Fatalf("ContentsWithID = %s, not valid JSON", contents)
-			}
+			contents := tt.pub.ContentsWithID()
 			if tt.wantContents != "" && string(contents) != tt.wantContents {
 				t.Errorf("ContentsWithID = %s, want %s", contents, tt.wantContents)
 			}
-			// ContentsWithID is WithID's contents.
 			var env protocol.Envelope
 			if err := json.Unmarshal(got, &env); err != nil {
-				t.Fatal(err)
+				t.Fatalf("Frame is not JSON: %v", err)
 			}
 			if eq, err := jsonEqual(env.Message.Contents, contents); err != nil || !eq {
-				t.Errorf("ContentsWithID = %s, WithID contents = %s", contents, env.Message.Contents)
-			}
-			var stamped struct {
-				ID string `json:"id"`
-			}
-			if err := json.Unmarshal(contents, &stamped); err != nil || stamped.ID != tt.id {
-				t.Errorf("contents.id decodes as %q (%v), want %q", stamped.ID, err, tt.id)
+				t.Errorf("ContentsWithID = %s, Frame contents = %s", contents, env.Message.Contents)
 			}
 		})
 	}
 }
 
-// TestWithIDLeavesFrameAlone checks the input is not modified in place.
-func TestWithIDLeavesFrameAlone(t *testing.T) {
-	frame := []byte(newMessage)
-	if _, err := protocol.WithID(frame, "1662747165904-0"); err != nil {
+// TestPublicationEncodedOnce checks that a published value rendered on a
+// node is exactly what Encode gives for the same value with its id: what a
+// golden file shows.
+func TestPublicationEncodedOnce(t *testing.T) {
+	msg := protocol.RoomMessage{Room: "#haskell", User: "alice", Message: "<b>hi</b> & \"bye\"", PostedAt: "2022-09-09T18:12:45.904815Z"}
+	pub := protocol.NewPublication(protocol.ChannelChatRoom, protocol.TypeNewMessage, msg)
+	got, err := protocol.ParsePublication(pub.Marshal(), "1662747165904-0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := protocol.ContentsWithID(frame, "1662747165904-0"); err != nil {
-		t.Fatal(err)
+	msg.ID = "1662747165904-0"
+	want := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeNewMessage, msg)
+	if string(got.Frame()) != string(want) {
+		t.Errorf("Frame =\n %s\nEncode =\n %s", got.Frame(), want)
 	}
-	if string(frame) != newMessage {
-		t.Errorf("frame changed to %s", frame)
+}
+
+func TestParsePublication(t *testing.T) {
+	p := protocol.Publication{Channel: "chat-room", Type: "LeftRoom", About: "bob", Contents: []byte(`{"room":"r","user":"bob"}`)}
+	got, err := protocol.ParsePublication(p.Marshal(), "")
+	if err != nil || got.Channel != p.Channel || got.Type != p.Type || got.About != p.About || string(got.Contents) != string(p.Contents) {
+		t.Fatalf("round trip = %+v, %v; want %+v", got, err, p)
+	}
+	multiline := protocol.Publication{Channel: "chat", Type: "T", Contents: []byte("\"a\nb\"\n")}
+	if got, err := protocol.ParsePublication(multiline.Marshal(), ""); err != nil || string(got.Contents) != string(multiline.Contents) {
+		t.Fatalf("contents with newlines = %q, %v", got.Contents, err)
+	}
+	for _, bad := range []struct{ data, id string }{
+		{"", ""}, {"chat", ""}, {"chat\nT", ""}, {"chat\nT\n", ""}, {"chat\nT\n\n", ""}, {"\nT\n\n{}", ""},
+		{"chat\n\n\n{}", ""}, {"chat\nT\n\n\"text\"", "1-0"},
+	} {
+		if _, err := protocol.ParsePublication([]byte(bad.data), bad.id); err == nil {
+			t.Errorf("ParsePublication(%q, %q) accepted", bad.data, bad.id)
+		}
+	}
+}
+
+func TestRoomUserTemplate(t *testing.T) {
+	for _, user := range []string{"bob", `a"b\c`, "</script>", "ünï"} {
+		tpl := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, "#r")
+		got, err := protocol.ParsePublication(tpl.Complete(user), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeLeftRoom, protocol.RoomUser{Room: "#r", User: user})
+		if got.About != user || string(got.Frame()) != string(want) {
+			t.Errorf("completed for %q: about %q, frame %s; want %s", user, got.About, got.Frame(), want)
+		}
 	}
 }
 
@@ -494,17 +500,18 @@ func TestTimestamp(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // TestFramesDoNotGrowWhenRelayed: text with <, > and & is relayed byte for
-// byte, not as six-byte \u escapes, through Encode and WithID alike.
+// byte, not as six-byte \u escapes, through Encode and Publication.Frame alike.
 func TestFramesDoNotGrowWhenRelayed(t *testing.T) {
 	text := strings.Repeat("<&>", 1000)
 	frame := protocol.Encode("chat", "NewMessageReceived", protocol.ChatMessage{Content: text})
 	if len(frame) > len(text)+100 {
 		t.Fatalf("a %d-byte text became a %d-byte frame", len(text), len(frame))
 	}
-	stamped, err := protocol.WithID(frame, "1-0")
+	pub, err := protocol.ParsePublication(protocol.NewPublication("chat", "NewMessageReceived", protocol.ChatMessage{Content: text}).Marshal(), "1-0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	stamped := pub.Frame()
 	if len(stamped) > len(frame)+20 {
 		t.Fatalf("stamping grew the frame from %d to %d bytes", len(frame), len(stamped))
 	}
@@ -512,22 +519,5 @@ func TestFramesDoNotGrowWhenRelayed(t *testing.T) {
 	env, _ := protocol.Decode(stamped)
 	if err := protocol.DecodeContents(env.Message, &m); err != nil || m.Content != text || m.ID != "1-0" {
 		t.Fatalf("round trip: %+v, %v", m, err)
-	}
-}
-
-func TestRoomUserTemplate(t *testing.T) {
-	prefix, suffix := protocol.RoomUserTemplate("chat-room", "LeftRoom", "#r")
-	for _, user := range []string{"alice", `quo"te`, "é/ü", "<b>"} {
-		name, _ := json.Marshal(user)
-		frame := append(append(append([]byte{}, prefix...), name...), suffix...)
-		want := protocol.Encode("chat-room", "LeftRoom", protocol.RoomUser{Room: "#r", User: user})
-		env, err := protocol.Decode(frame)
-		if err != nil {
-			t.Fatalf("%q: %v", user, err)
-		}
-		var got protocol.RoomUser
-		if err := protocol.DecodeContents(env.Message, &got); err != nil || got.User != user || got.Room != "#r" || env.Message.Type != "LeftRoom" {
-			t.Fatalf("%q: %s, want %s", user, frame, want)
-		}
 	}
 }

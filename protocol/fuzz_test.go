@@ -165,67 +165,52 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzWithID: WithID and ContentsWithID never panic and agree; when they
-// succeed the result is valid JSON whose contents are an object with "id"
-// as its first and only id member, equal to the id given, the other
-// members kept in order; they refuse only frames that are not envelopes or
-// whose contents are not an object (or, if an implementation prefers
-// refusing to replacing, already hold an id).
-func FuzzWithID(f *testing.F) {
+// FuzzPublication: whatever contents object a publisher encoded and
+// whatever id the broker gave it, a publication survives the trip between
+// nodes unchanged and renders as valid JSON whose contents start with that
+// id, the publisher's members following in order.
+func FuzzPublication(f *testing.F) {
 	ids := []string{"1662747165904-0", "", `a"b\c`, "</script>", "\u2028", "\x00", "\xff"}
 	for i, frame := range goldenFrames(f) {
-		f.Add(frame, ids[i%len(ids)])
+		var env protocol.Envelope
+		if json.Unmarshal(frame, &env) == nil {
+			f.Add([]byte(env.Message.Contents), ids[i%len(ids)])
+		}
 	}
 	for i, s := range trickyFrames {
 		f.Add([]byte(s), ids[i%len(ids)])
 	}
-	f.Fuzz(func(t *testing.T, frame []byte, id string) {
-		orig := bytes.Clone(frame)
-		out, err := protocol.WithID(frame, id)
-		contents, cerr := protocol.ContentsWithID(frame, id)
-		if !bytes.Equal(frame, orig) {
-			t.Fatal("WithID modified its input")
+	f.Fuzz(func(t *testing.T, contents []byte, id string) {
+		inMembers, isObject := objectMembers(contents)
+		if !isObject || hasIDMember(inMembers) || !json.Valid(contents) {
+			return // publishers encode objects without an id
 		}
-		if (err == nil) != (cerr == nil) {
-			t.Fatalf("WithID error %v, ContentsWithID error %v", err, cerr)
-		}
-
-		var in protocol.Envelope
-		inErr := json.Unmarshal(frame, &in)
-		var inMembers []member
-		inIsObject := false
-		if inErr == nil {
-			inMembers, inIsObject = objectMembers(in.Message.Contents)
-		}
+		pub := protocol.Publication{Channel: "chat-room", Type: "NewMessage", Contents: contents}
+		got, err := protocol.ParsePublication(pub.Marshal(), id)
 		if err != nil {
-			if inErr == nil && inIsObject && !hasIDMember(inMembers) {
-				t.Fatalf("WithID refused a frame with object contents: %v", err)
-			}
-			return
+			t.Fatalf("ParsePublication(Marshal(%q)): %v", contents, err)
 		}
-		if inErr != nil || !inIsObject {
-			t.Fatalf("WithID stamped a frame it should refuse (unmarshal error %v, contents %q)", inErr, in.Message.Contents)
+		if !bytes.Equal(got.Contents, contents) {
+			t.Fatalf("contents %q came back as %q", contents, got.Contents)
 		}
+		out := got.Frame()
 		if !json.Valid(out) {
-			t.Fatalf("WithID = %q, not valid JSON", out)
+			t.Fatalf("Frame = %q, not valid JSON", out)
 		}
-		if !json.Valid(contents) {
-			t.Fatalf("ContentsWithID = %q, not valid JSON", contents)
+		if id == "" {
+			return
 		}
 		var env protocol.Envelope
 		if err := json.Unmarshal(out, &env); err != nil {
 			t.Fatal(err)
-		}
-		if env.Channel != in.Channel || env.Message.Type != in.Message.Type {
-			t.Fatalf("WithID changed %q/%q into %q/%q", in.Channel, in.Message.Type, env.Channel, env.Message.Type)
 		}
 		// An id that is not valid UTF-8 is sent as encoding/json writes it
 		// (each bad byte becomes U+FFFD); any other id is sent unchanged.
 		var want string
 		quoted, _ := json.Marshal(id)
 		_ = json.Unmarshal(quoted, &want)
-		checkStamped(t, "WithID", env.Message.Contents, want, inMembers)
-		checkStamped(t, "ContentsWithID", contents, want, inMembers)
+		checkStamped(t, "Frame", env.Message.Contents, want, inMembers)
+		checkStamped(t, "ContentsWithID", got.ContentsWithID(), want, inMembers)
 	})
 }
 

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -131,15 +130,4 @@ type InboxMessage struct {
 	Content  string `json:"content"`
 	Type     string `json:"type,omitempty"`
 	PostedAt string `json:"postedAt"`
-}
-
-// RoomUserTemplate returns a RoomUser envelope (JoinedRoom or LeftRoom)
-// split around its user name: prefix + the name as a JSON string + suffix
-// is the frame. Brokers complete it for users only they know of (expired
-// presence).
-func RoomUserTemplate(channel, typ, room string) (prefix, suffix []byte) {
-	const marker = `"\u0000"` // how the placeholder user encodes
-	frame := Encode(channel, typ, RoomUser{Room: room, User: "\x00"})
-	i := bytes.Index(frame, []byte(marker))
-	return frame[:i], frame[i+len(marker):]
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard/switchboard/auth"
-	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/channels"
 	"github.com/switchboard/switchboard/protocol"
 )
@@ -52,7 +50,7 @@ func (s *Server) handleMessage(c echo.Context) error {
 		// sized for.
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "content is longer than MAX_FRAME_BYTES")
 	}
-	nodes, err := s.inbox.Send(c.Request().Context(), req.Username, *req.Content, req.Type)
+	nodes, err := s.node.Inbox.Send(c.Request().Context(), req.Username, *req.Content, req.Type)
 	if err != nil {
 		s.log.Warn("inbox message not published", "user", req.Username, "err", err)
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "message service unavailable: the message was most likely not delivered")
@@ -69,7 +67,7 @@ type tokenRequest struct {
 
 // handleTokens mints a ticket (POST /tokens) when JWT_SECRET is set.
 func (s *Server) handleTokens(c echo.Context) error {
-	if s.minter == nil {
+	if s.node.Minter == nil {
 		return echo.NewHTTPError(http.StatusNotImplemented,
 			"this server mints no tickets: set JWT_SECRET, or sign tickets in your backend with the key matching JWT_PUBLIC_KEY")
 	}
@@ -93,7 +91,7 @@ func (s *Server) handleTokens(c echo.Context) error {
 			return echo.NewHTTPError(http.StatusBadRequest, "rooms: "+err.Error())
 		}
 	}
-	token, exp, err := s.minter.Mint(req.User, req.Rooms, ttl)
+	token, exp, err := s.node.Minter.Mint(req.User, req.Rooms, ttl)
 	if err != nil {
 		return err
 	}
@@ -114,36 +112,36 @@ func (s *Server) handleRoomMessages(c echo.Context) error {
 	if err := channels.ValidateRoomName(room, s.cfg.MaxRoomName); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, errorText(err))
 	}
-	if s.cfg.HistorySize == 0 {
-		return echo.NewHTTPError(http.StatusNotImplemented, "this server keeps no history (HISTORY_SIZE=0)")
-	}
 	q := c.QueryParams()
-	limit := s.cfg.HistoryPage
+	var limit int
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return echo.NewHTTPError(http.StatusBadRequest, "limit must be a positive whole number")
 		}
-		limit = min(n, s.cfg.HistoryMaxPage)
+		limit = n
 	}
-	page, err := s.broker.History(c.Request().Context(), channels.RoomTopic(room),
-		broker.HistoryQuery{Since: q.Get("since"), Before: q.Get("before"), Limit: limit, MaxBytes: s.cfg.SendQueueBytes / 2})
+	page, err := s.node.Rooms.History(c.Request().Context(),
+		protocol.GetHistory{Room: room, Since: q.Get("since"), Before: q.Get("before"), Limit: limit})
+	if err != nil {
+		return s.historyError(room, err)
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// historyError answers a history read that failed as the WebSocket's
+// GetHistory would have, in HTTP terms.
+func (s *Server) historyError(room string, err error) error {
+	perr, serverSide := channels.ClientError(err)
 	switch {
-	case errors.Is(err, broker.ErrInvalidID):
-		return echo.NewHTTPError(http.StatusBadRequest, "since and before must be message ids")
-	case err != nil:
+	case perr.Code == protocol.CodeHistoryDisabled:
+		return echo.NewHTTPError(http.StatusNotImplemented, perr.Message)
+	case !serverSide:
+		return echo.NewHTTPError(http.StatusBadRequest, perr.Message)
+	default:
 		s.log.Warn("history not read", "room", room, "err", err)
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "message service unavailable")
 	}
-	out := protocol.History{Room: room, Messages: make([]json.RawMessage, 0, len(page.Messages)), Complete: page.Complete}
-	for _, m := range page.Messages {
-		contents, err := protocol.ContentsWithID(m.Data, m.ID)
-		if err != nil {
-			return err
-		}
-		out.Messages = append(out.Messages, contents)
-	}
-	return c.JSON(http.StatusOK, out)
 }
 
 // errorText is the human part of an error, without a protocol code prefix.

@@ -88,7 +88,7 @@ func (s *Server) handleReady(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if err := s.broker.Ready(ctx); err != nil {
+	if err := s.node.Ready(ctx); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
@@ -97,7 +97,7 @@ func (s *Server) handleReady(c echo.Context) error {
 // handlePing sends Ping n to every client on every node.
 func (s *Server) handlePing(n int) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		nodes, err := s.ping.Publish(c.Request().Context(), n)
+		nodes, err := s.node.Ping.Publish(c.Request().Context(), n)
 		if err != nil {
 			s.log.Warn("ping not published", "n", n, "err", err)
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "message service unavailable: "+err.Error())

@@ -1,5 +1,5 @@
-// Package server serves Switchboard over HTTP: the WebSocket endpoint, with
-// one reader and one writer per connection, and the HTTP API around it.
+// Package server serves a Switchboard node over HTTP: the WebSocket
+// endpoint and its connections, and the HTTP API around them.
 package server
 
 import (
@@ -15,43 +15,26 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
-	"github.com/switchboard/switchboard/auth"
-	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/channels"
 	"github.com/switchboard/switchboard/config"
 	"github.com/switchboard/switchboard/metrics"
-	"github.com/switchboard/switchboard/rooms"
+	"github.com/switchboard/switchboard/node"
 )
 
 // shutdownGrace is how long connections closed at the shutdown deadline
 // may still take to clean up.
 const shutdownGrace = 2 * time.Second
 
-// Broker is everything the server and its channels need of a broker.
-type Broker interface {
-	channels.Broker
-	rooms.Subscriber
-	// Start begins delivering subscribed messages to deliver.
-	Start(deliver func(broker.Message))
-	// Ready reports whether the broker can serve traffic now.
-	Ready(ctx context.Context) error
-	// Claim records a key for ttl, reporting whether it was new.
-	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
-}
-
-// Server is one Switchboard node.
+// Server serves one node over HTTP: the WebSocket endpoint and the HTTP
+// API. It owns the connections, not the node: the caller starts the node
+// before Serve and closes it after.
 type Server struct {
+	node    *node.Node
 	cfg     config.Config
 	log     *slog.Logger
-	broker  Broker
-	reg     *rooms.Registry
 	router  *channels.Router
-	ping    *channels.Ping
-	rooms   *channels.ChatRoom
-	inbox   *channels.Inbox
 	metrics *metrics.Metrics
-	auth    authenticator // nil in open mode
-	minter  *auth.Minter  // nil unless JWT_SECRET is set
+	auth    node.Authenticator // nil in open mode
 	echo    *echo.Echo
 
 	mu       sync.Mutex
@@ -60,55 +43,14 @@ type Server struct {
 	conns    sync.WaitGroup // one per serveConn
 }
 
-// New assembles a node over b and starts b's deliveries into the node's
-// registry. The caller closes b after Serve returns.
-func New(cfg config.Config, b Broker, log *slog.Logger) (*Server, error) {
-	verifier, err := newAuthenticator(cfg, b)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, auth: verifier, clients: make(map[*client]struct{})}
-	if cfg.JWTSecret != "" {
-		s.minter = auth.NewMinter(cfg.JWTSecret, cfg.JWTAudience)
-	}
-	var reg *rooms.Registry
-	s.metrics = metrics.New(func() int { return reg.Subscriptions() })
-	b = instrument(b, s.metrics)
-	s.broker = b
-	reg = rooms.New(b, cfg.SendQueueBytes, log)
-	s.reg = reg
-	limits := channels.Limits{
-		MaxRooms:       cfg.MaxRooms,
-		MaxRoomName:    cfg.MaxRoomName,
-		HistoryEnabled: cfg.HistorySize > 0,
-		HistoryPage:    cfg.HistoryPage,
-		HistoryMaxPage: cfg.HistoryMaxPage,
-		OpTimeout:      cfg.OpTimeout,
-		// Half the queue: an answer always fits behind some broadcasts.
-		HistoryPageBytes: cfg.SendQueueBytes / 2,
-		ReplayBytes:      4 * cfg.SendQueueBytes,
-	}
-	s.ping = channels.NewPing(b, s.reg)
-	s.rooms = channels.NewChatRoom(b, s.reg, limits, log)
-	s.inbox = channels.NewInbox(b, s.reg)
-	s.router = channels.NewRouter(map[string]channels.Channel{
-		"chat":      channels.NewChat(b, s.reg, limits),
-		"chat-room": s.rooms,
-		"ping":      s.ping,
-		"inbox":     s.inbox,
-	})
-	b.Start(s.reg.Deliver)
-	// Global topics are subscribed for the node's whole life. If the broker
-	// is down now, it subscribes them when it comes back; /readyz tells.
-	for _, topic := range []string{channels.TopicChat, channels.TopicPing} {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.OpTimeout)
-		if err := s.reg.Pin(ctx, topic); err != nil {
-			log.Warn("global topic not subscribed yet; will retry when the broker is back", "topic", topic, "err", err)
-		}
-		cancel()
+// New returns a server for n.
+func New(n *node.Node) *Server {
+	s := &Server{
+		node: n, cfg: n.Config, log: n.Log, router: n.Router, metrics: n.Metrics, auth: n.Auth,
+		clients: make(map[*client]struct{}),
 	}
 	s.echo = s.routes()
-	return s, nil
+	return s
 }
 
 // Config is the node's configuration.
@@ -129,10 +71,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String())
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	var sweeper sync.WaitGroup
-	sweeper.Go(func() { s.rooms.SweepExpired(sweepCtx, s.cfg.PresenceTTL/3) })
-	defer func() { stopSweep(); sweeper.Wait() }()
 
 	select {
 	case err := <-served:

@@ -13,32 +13,9 @@ import (
 
 	"github.com/switchboard/switchboard/auth"
 	"github.com/switchboard/switchboard/channels"
-	"github.com/switchboard/switchboard/config"
 	"github.com/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/rooms"
 )
-
-// authenticator verifies tickets; nil in open mode.
-type authenticator interface {
-	Verify(ctx context.Context, token string) (auth.Identity, error)
-}
-
-func newAuthenticator(cfg config.Config, claims auth.Claimer) (authenticator, error) {
-	var key auth.Key
-	switch {
-	case cfg.JWTSecret != "":
-		key = auth.HMACKey(cfg.JWTSecret)
-	case cfg.JWTPublicKey != "":
-		k, err := auth.LoadPublicKey(cfg.JWTPublicKey)
-		if err != nil {
-			return nil, err
-		}
-		key = k
-	default:
-		return nil, nil
-	}
-	return auth.NewVerifier(key, cfg.JWTAudience, cfg.TokenMaxTTL, claims), nil
-}
 
 // handleWebSocket upgrades GET /websockets. Postman and browsers need
 // nothing but the URL; ?user= names an open-mode connection and ?token=

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/config"
 	"github.com/switchboard/switchboard/internal/wstest"
+	"github.com/switchboard/switchboard/node"
 	"github.com/switchboard/switchboard/server"
 )
 
@@ -30,15 +31,13 @@ func Config(t testing.TB, env map[string]string) config.Config {
 	return cfg
 }
 
-// ClosingBroker is a broker a node runs on and the test closes.
-type ClosingBroker interface {
-	server.Broker
-	Close() error
-}
+// ClosingBroker is a broker a node runs on; the node closes it.
+type ClosingBroker = node.Broker
 
 // Node is a running server.
 type Node struct {
 	URL    string // http://127.0.0.1:port
+	Node   *node.Node
 	Server *server.Server
 	Broker ClosingBroker
 	stop   context.CancelFunc
@@ -51,16 +50,20 @@ func (n *Node) WS() string { return wstest.WSURL(n.URL) }
 // Start runs a node on 127.0.0.1:0 over b until the test ends (or Stop).
 func Start(t testing.TB, cfg config.Config, b ClosingBroker) *Node {
 	t.Helper()
-	srv, err := server.New(cfg, b, Logger(t))
+	nd, err := node.New(cfg, b, Logger(t))
 	if err != nil {
-		t.Fatalf("server.New: %v", err)
+		t.Fatalf("node.New: %v", err)
 	}
+	if err := nd.Start(); err != nil {
+		t.Fatalf("node.Start: %v", err)
+	}
+	srv := server.New(nd)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{URL: "http://" + ln.Addr().String(), Server: srv, Broker: b, stop: cancel, done: make(chan error, 1)}
+	n := &Node{URL: "http://" + ln.Addr().String(), Node: nd, Server: srv, Broker: b, stop: cancel, done: make(chan error, 1)}
 	go func() { n.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() { n.Stop(t) })
 	return n
@@ -74,7 +77,7 @@ func StartMemory(t testing.TB, cfg config.Config) *Node {
 	}))
 }
 
-// Stop shuts the node down gracefully and closes its broker; it returns
+// Stop shuts the node down gracefully and closes it (and its broker); it returns
 // how long the shutdown took. Calling it again does nothing.
 func (n *Node) Stop(t testing.TB) time.Duration {
 	t.Helper()
@@ -92,7 +95,9 @@ func (n *Node) Stop(t testing.TB) time.Duration {
 	case <-time.After(30 * time.Second):
 		t.Errorf("node did not stop within 30s")
 	}
-	_ = n.Broker.Close()
+	if err := n.Node.Close(); err != nil {
+		t.Errorf("closing the node: %v", err)
+	}
 	return time.Since(start)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,12 +66,19 @@ func (b *countingBroker) isSubscribed(topic string) bool {
 // recorder is a member that records the frames delivered to it.
 type recorder struct {
 	id      string
+	user    string // "user-" + id when empty
 	mu      sync.Mutex
 	frames  [][]byte
 	resyncs int
 }
 
 func (m *recorder) ID() string { return m.id }
+func (m *recorder) User() string {
+	if m.user != "" {
+		return m.user
+	}
+	return "user-" + m.id
+}
 func (m *recorder) Deliver(f []byte) {
 	m.mu.Lock()
 	m.frames = append(m.frames, f)
@@ -92,7 +100,7 @@ func (m *recorder) texts() []string {
 	return out
 }
 
-func newRegistry(holdBytes int) (*Registry, *countingBroker) {
+func newHub(holdBytes int) (*Hub, *countingBroker) {
 	b := &countingBroker{subscribed: make(map[string]bool), pending: make(map[string]bool)}
 	return New(b, holdBytes, slog.New(slog.DiscardHandler)), b
 }
@@ -100,7 +108,7 @@ func newRegistry(holdBytes int) (*Registry, *countingBroker) {
 var ctx = context.Background()
 
 func TestReferenceCounting(t *testing.T) {
-	r, b := newRegistry(1 << 20)
+	r, b := newHub(1 << 20)
 	a, c := &recorder{id: "a"}, &recorder{id: "c"}
 	steps := []struct {
 		do         func() (bool, error)
@@ -131,7 +139,7 @@ func TestReferenceCounting(t *testing.T) {
 }
 
 func TestFailedSubscribeLeavesNothingBehind(t *testing.T) {
-	r, b := newRegistry(1 << 20)
+	r, b := newHub(1 << 20)
 	b.failNext = true
 	if _, err := r.Join(ctx, "room:x", &recorder{id: "a"}, false); err == nil {
 		t.Fatal("join succeeded while the broker failed")
@@ -150,7 +158,7 @@ func TestFailedSubscribeLeavesNothingBehind(t *testing.T) {
 }
 
 func TestPinnedTopicsStaySubscribed(t *testing.T) {
-	r, b := newRegistry(1 << 20)
+	r, b := newHub(1 << 20)
 	b.failNext = true // Redis is down at start: the pin must hold anyway
 	if err := r.Pin(ctx, "chat"); err == nil {
 		t.Fatal("pin reported no error while the broker failed")
@@ -167,7 +175,7 @@ func TestPinnedTopicsStaySubscribed(t *testing.T) {
 // subscription (the recorder panics), and at the end the node is
 // subscribed exactly when members remain.
 func TestConcurrentJoinsAndLeaves(t *testing.T) {
-	r, b := newRegistry(1 << 20)
+	r, b := newHub(1 << 20)
 	var wg sync.WaitGroup
 	for g := range 16 {
 		wg.Go(func() {
@@ -198,11 +206,18 @@ func TestConcurrentJoinsAndLeaves(t *testing.T) {
 }
 
 func frame(text string) []byte {
-	return protocol.Encode("chat-room", "NewMessage", protocol.RoomMessage{Room: "#r", User: "u", Message: text})
+	return protocol.NewPublication("chat-room", "NewMessage", protocol.RoomMessage{Room: "#r", User: "u", Message: text}).Marshal()
 }
 
 func msg(id, text string) broker.Message {
 	return broker.Message{Topic: "room:#r", ID: id, Data: frame(text)}
+}
+
+// announcement is a presence publication about user.
+func announcement(typ, user string) broker.Message {
+	p := protocol.NewPublication("chat-room", typ, protocol.RoomUser{Room: "#r", User: user})
+	p.About = user
+	return broker.Message{Topic: "room:#r", Data: p.Marshal()}
 }
 
 func textOf(t *testing.T, raw string) string {
@@ -221,7 +236,7 @@ func textOf(t *testing.T, raw string) string {
 // TestDeliverEncodesOnce: every member gets the very same bytes, stamped
 // with the id once per node, and Except skips one member.
 func TestDeliverEncodesOnce(t *testing.T) {
-	r, _ := newRegistry(1 << 20)
+	r, _ := newHub(1 << 20)
 	ms := []*recorder{{id: "a"}, {id: "b"}, {id: "c"}}
 	for _, m := range ms {
 		_, _ = r.Join(ctx, "room:#r", m, false)
@@ -242,7 +257,7 @@ func TestDeliverEncodesOnce(t *testing.T) {
 
 // drain ends a hold the way the chat-room join does: it sends what Drain
 // hands back until the member is live.
-func drain(r *Registry, topic string, m *recorder, after string) error {
+func drain(r *Hub, topic string, m *recorder, after string) error {
 	for {
 		frames, live, err := r.Drain(topic, m.id, after)
 		if err != nil {
@@ -264,11 +279,12 @@ func drain(r *Registry, topic string, m *recorder, after string) error {
 // they are dropped too, until a newer id passes (ids arrive in stream
 // order, so none older can follow it).
 func TestHoldAndRelease(t *testing.T) {
-	r, _ := newRegistry(1 << 20)
+	r, _ := newHub(1 << 20)
 	m := &recorder{id: "a"}
 	_, _ = r.Join(ctx, "room:#r", m, true)
 	r.Deliver(msg("9-0", "replayed, arrived while held"))
-	r.Deliver(broker.Message{Topic: "room:#r", Data: protocol.Encode("chat-room", "JoinedRoom", protocol.RoomUser{Room: "#r", User: "x"})})
+	r.Deliver(announcement("JoinedRoom", "x"))
+	r.Deliver(announcement("LeftRoom", m.User())) // another tab of m's user, before m joined
 	if len(m.frames) != 0 {
 		t.Fatalf("held member got %d frames", len(m.frames))
 	}
@@ -286,7 +302,7 @@ func TestHoldAndRelease(t *testing.T) {
 }
 
 func TestHoldOverflow(t *testing.T) {
-	r, _ := newRegistry(len(frame("x")) * 2)
+	r, _ := newHub(len(frame("x")) * 2)
 	m := &recorder{id: "a"}
 	_, _ = r.Join(ctx, "room:#r", m, true)
 	for i := range 5 {
@@ -298,7 +314,7 @@ func TestHoldOverflow(t *testing.T) {
 }
 
 func TestGapAsksEveryMemberToResync(t *testing.T) {
-	r, _ := newRegistry(1 << 20)
+	r, _ := newHub(1 << 20)
 	ms := []*recorder{{id: "a"}, {id: "b"}}
 	for _, m := range ms {
 		_, _ = r.Join(ctx, "room:#r", m, false)
@@ -308,5 +324,48 @@ func TestGapAsksEveryMemberToResync(t *testing.T) {
 		if m.resyncs != 1 || len(m.frames) != 0 {
 			t.Errorf("%s: %d resyncs, %d frames; want 1 and 0", m.id, m.resyncs, len(m.frames))
 		}
+	}
+}
+
+// TestMembershipIndex: the hub is the one record of who is where; what it
+// says of a connection follows its joins and leaves.
+func TestMembershipIndex(t *testing.T) {
+	h, _ := newHub(1 << 20)
+	a := &recorder{id: "a"}
+	for _, topic := range []string{"room:#x", "room:#y", "chat"} {
+		if _, err := h.Join(ctx, topic, a, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &recorder{id: "b"}
+	_, _ = h.Join(ctx, "room:#z", b, true) // held members count too
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"a's rooms", h.TopicsOf("a", "room:"), []string{"room:#x", "room:#y"}},
+		{"a's topics", h.TopicsOf("a", ""), []string{"chat", "room:#x", "room:#y"}},
+		{"b's rooms", h.TopicsOf("b", "room:"), []string{"room:#z"}},
+		{"nobody's rooms", h.TopicsOf("c", "room:"), nil},
+		{"local rooms", h.Topics("room:"), []string{"room:#x", "room:#y", "room:#z"}},
+	}
+	for _, tt := range tests {
+		slices.Sort(tt.got)
+		if !slices.Equal(tt.got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if !h.IsMember("room:#x", "a") || h.IsMember("room:#x", "b") || !h.IsMember("room:#z", "b") {
+		t.Error("IsMember disagrees with the joins")
+	}
+	_, _ = h.Leave(ctx, "room:#x", "a")
+	if h.IsMember("room:#x", "a") || slices.Contains(h.Topics("room:"), "room:#x") {
+		t.Error("a left #x, but the hub still has it there")
+	}
+	_, _ = h.Leave(ctx, "room:#y", "a")
+	_, _ = h.Leave(ctx, "chat", "a")
+	if got := h.TopicsOf("a", ""); len(got) != 0 {
+		t.Errorf("after leaving everything, a is in %v", got)
 	}
 }
