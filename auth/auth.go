@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -150,6 +151,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	default:
 		return Identity{}, reject("invalid ticket", err)
 	}
+	if err := checkClaimTypes(token); err != nil {
+		return Identity{}, err
+	}
 	if claims.Subject == "" {
 		return Identity{}, reject("missing claim sub", nil)
 	}
@@ -174,6 +178,38 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, reject("ticket already used", nil)
 	}
 	return Identity{User: claims.Subject, Rooms: claims.Rooms}, nil
+}
+
+// checkClaimTypes refuses claims that decode leniently into the wrong
+// meaning: a rooms claim of null would read as "any room" (only an array
+// limits rooms, and a ticket that means "any" leaves the claim out), and
+// exp or iat written as strings would pass as numbers.
+func checkClaimTypes(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return reject("malformed ticket", nil)
+	}
+	payload, err := jwt.NewParser().DecodeSegment(parts[1])
+	if err != nil {
+		return reject("malformed ticket", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return reject("malformed ticket", err)
+	}
+	if rooms, ok := raw["rooms"]; ok && !strings.HasPrefix(strings.TrimSpace(string(rooms)), "[") {
+		return reject("invalid claim rooms: must be an array of room names", nil)
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		v, ok := raw[name]
+		if !ok {
+			continue
+		}
+		if first := strings.TrimSpace(string(v)); first == "" || (first[0] != '-' && (first[0] < '0' || first[0] > '9')) {
+			return reject("invalid claim "+name+": must be a number", nil)
+		}
+	}
+	return nil
 }
 
 // Minter issues HS256 tickets (POST /tokens).

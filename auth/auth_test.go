@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,17 @@ func TestVerifyRejections(t *testing.T) {
 		{"sub with a control character", func(t *testing.T) string { return hs256(t, claims("ali\nce", time.Minute)) }, "invalid claim sub"},
 		{"sub too long", func(t *testing.T) string { return hs256(t, claims(strings.Repeat("x", MaxUserLen+1), time.Minute)) }, "invalid claim sub"},
 		{"lives longer than the max TTL", func(t *testing.T) string { return hs256(t, claims("alice", maxTTL+time.Minute)) }, "ticket lives longer than 10m0s"},
+		{"exp is a numeric string", func(t *testing.T) string {
+			return hs256(t, with(claims("alice", time.Minute), "exp", strconv.FormatInt(fixedNow.Add(time.Minute).Unix(), 10)))
+		}, "invalid claim exp: must be a number"},
+		{"iat is a numeric string", func(t *testing.T) string {
+			return hs256(t, with(claims("alice", time.Minute), "iat", strconv.FormatInt(fixedNow.Unix(), 10)))
+		}, "invalid claim iat: must be a number"},
+		{"rooms is null", func(t *testing.T) string { return hs256(t, with(claims("alice", time.Minute), "rooms", nil)) }, "invalid claim rooms: must be an array of room names"},
+		{"rooms is a string", func(t *testing.T) string { return hs256(t, with(claims("alice", time.Minute), "rooms", "#a")) }, "malformed ticket"},
+		{"rooms is an object", func(t *testing.T) string {
+			return hs256(t, with(claims("alice", time.Minute), "rooms", map[string]any{"#a": true}))
+		}, "malformed ticket"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path"
@@ -37,6 +38,12 @@ type Config struct {
 	ShutdownTimeout  time.Duration // longest a graceful shutdown may take
 	OpTimeout        time.Duration // longest one broker operation may take
 	AllowedOrigins   []string      // cross-origin WebSocket origins allowed (patterns)
+
+	HTTPReadTimeout  time.Duration // longest an HTTP request may take to arrive, body included (not upgraded sockets)
+	HTTPWriteTimeout time.Duration // longest an HTTP response may take (not upgraded sockets)
+	HTTPIdleTimeout  time.Duration // how long an idle keep-alive connection is kept
+	MetricsAddr      string        // separate listener for /metrics; empty: /metrics on the main listener, behind the API key
+	PprofAddr        string        // listener for net/http/pprof; empty: off
 
 	RedisURL          string
 	RedisClusterAddrs []string
@@ -105,6 +112,16 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return durationIn(&c.OpTimeout, v, 10*time.Millisecond, time.Hour) }},
 	{Env: "ALLOWED_ORIGINS", Flag: "allowed-origins", Default: "", Help: "comma-separated origin patterns allowed to open cross-origin WebSockets, e.g. app.example.com,*.example.org",
 		apply: func(c *Config, v string) error { c.AllowedOrigins = list(v); return nil }},
+	{Env: "HTTP_READ_TIMEOUT", Flag: "http-read-timeout", Default: "15s", Help: "longest an HTTP request, body included, may take to arrive (WebSocket upgrades are exempt once upgraded)",
+		apply: func(c *Config, v string) error { return durationIn(&c.HTTPReadTimeout, v, 10*time.Millisecond, time.Hour) }},
+	{Env: "HTTP_WRITE_TIMEOUT", Flag: "http-write-timeout", Default: "30s", Help: "longest an HTTP response may take to be written (WebSockets are exempt)",
+		apply: func(c *Config, v string) error { return durationIn(&c.HTTPWriteTimeout, v, 10*time.Millisecond, time.Hour) }},
+	{Env: "HTTP_IDLE_TIMEOUT", Flag: "http-idle-timeout", Default: "60s", Help: "an idle keep-alive HTTP connection is closed after this long",
+		apply: func(c *Config, v string) error { return durationIn(&c.HTTPIdleTimeout, v, 10*time.Millisecond, time.Hour) }},
+	{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: "", Help: "serve /metrics on this separate address only, e.g. 127.0.0.1:9090 (empty: on the main port, behind SERVER_API_KEY)",
+		apply: func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
+	{Env: "PPROF_ADDR", Flag: "pprof-addr", Default: "", Help: "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; never on the main port (empty: off)",
+		apply: func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{Env: "REDIS_URL", Flag: "redis-url", Default: "", Help: "Redis to scale out through, e.g. redis://127.0.0.1:6379/0 (empty: embedded in-memory broker)", Secret: true,
 		apply: func(c *Config, v string) error { c.RedisURL = v; return nil }},
 	{Env: "REDIS_CLUSTER_ADDRS", Flag: "redis-cluster-addrs", Default: "", Help: "comma-separated Redis Cluster nodes (host:port); uses sharded pub/sub",
@@ -233,6 +250,16 @@ func (c Config) validate() error {
 	for _, pattern := range c.AllowedOrigins {
 		if _, err := path.Match(pattern, "example.com"); err != nil {
 			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not a valid pattern (path.Match syntax, e.g. *.example.com)", pattern))
+		}
+	}
+	for _, a := range []struct{ name, addr string }{{"METRICS_ADDR", c.MetricsAddr}, {"PPROF_ADDR", c.PprofAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s must be host:port, e.g. 127.0.0.1:9090", a.name))
+		} else if a.addr == c.Addr() {
+			errs = append(errs, fmt.Errorf("%s must differ from the main listener (%s)", a.name, c.Addr()))
 		}
 	}
 	if c.HistoryPage > c.HistoryMaxPage {

@@ -48,10 +48,13 @@ func isFile(p string) bool {
 func TestComposeFileIsValid(t *testing.T) {
 	compose := tool(t, "docker-compose")
 	cmd := exec.Command(compose, "-f", "../docker-compose.yml", "config", "-q")
+	cmd.Env = composeEnv(composeSecrets)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
-	out, err := exec.Command(compose, "-f", "../docker-compose.yml", "config", "--services").Output()
+	cmd = exec.Command(compose, "-f", "../docker-compose.yml", "config", "--services")
+	cmd.Env = composeEnv(composeSecrets)
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +62,69 @@ func TestComposeFileIsValid(t *testing.T) {
 	for _, want := range []string{"redis", "node1", "node2", "lb"} {
 		if !strings.Contains(" "+strings.Join(services, " ")+" ", " "+want+" ") {
 			t.Errorf("service %q missing from docker-compose.yml (have %v)", want, services)
+		}
+	}
+}
+
+// composeSecrets are the variables the compose file refuses to start
+// without.
+var composeSecrets = map[string]string{
+	"REDIS_PASSWORD": "0123456789abcdef", "JWT_SECRET": "0123456789abcdef0123456789abcdef", "SERVER_API_KEY": "api-key",
+}
+
+// composeEnv is the environment with exactly vars set among the secrets.
+func composeEnv(vars map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if _, secret := composeSecrets[strings.SplitN(kv, "=", 2)[0]]; !secret {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// TestComposeIsSecureByDefault: the shipped deployment is authenticated,
+// refuses to start without its secrets, keeps Redis unpublished behind a
+// password with bounded memory, and keeps /metrics off the public port.
+func TestComposeIsSecureByDefault(t *testing.T) {
+	compose := tool(t, "docker-compose")
+	for missing := range composeSecrets {
+		vars := map[string]string{}
+		for k, v := range composeSecrets {
+			if k != missing {
+				vars[k] = v
+			}
+		}
+		cmd := exec.Command(compose, "-f", "../docker-compose.yml", "config", "-q")
+		cmd.Env = composeEnv(vars)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), missing) {
+			t.Errorf("compose without %s: err %v, output %q; want a refusal naming it", missing, err, out)
+		}
+	}
+	cmd := exec.Command(compose, "-f", "../docker-compose.yml", "config")
+	cmd.Env = composeEnv(composeSecrets)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := string(out)
+	redis := resolved[strings.Index(resolved, "\n  redis:"):]
+	for _, want := range []string{"--requirepass", "--maxmemory", "noeviction", "--client-output-buffer-limit", "pubsub 256mb 128mb 60"} {
+		if !strings.Contains(redis, want) {
+			t.Errorf("compose Redis lacks %q", want)
+		}
+	}
+	if strings.Contains(redis, "ports:") {
+		t.Error("compose Redis publishes a port")
+	}
+	for _, want := range []string{"JWT_SECRET: " + composeSecrets["JWT_SECRET"], "SERVER_API_KEY: api-key", "METRICS_ADDR: 0.0.0.0:9090",
+		"REDIS_URL: redis://:" + composeSecrets["REDIS_PASSWORD"] + "@redis:6379/0"} {
+		if strings.Count(resolved, want) != 2 {
+			t.Errorf("both nodes should have %q", want)
 		}
 	}
 }
@@ -85,8 +151,9 @@ func TestLoadBalancerProxiesWebSockets(t *testing.T) {
 		local = strings.ReplaceAll(local, name, strings.TrimPrefix(url, "http://"))
 	}
 	local = regexp.MustCompile(`listen\s+8080;`).ReplaceAllString(local, "listen "+lbAddr+";")
-	local = strings.Replace(local, "http {", "http {\n  access_log off;", 1)
 	dir := t.TempDir()
+	accessLog := filepath.Join(dir, "access.log")
+	local = strings.Replace(local, "/var/log/nginx/access.log", accessLog, 1)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(local), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +199,23 @@ func TestLoadBalancerProxiesWebSockets(t *testing.T) {
 	resp.Body.Close()
 	a.Expect("ping", "Ping")
 	b.Expect("ping", "Ping")
+
+	// Tickets in the query string stay out of the access log.
+	c := wstest.Open(t, wstest.WSURL(lb)+"?token=secret-ticket-value")
+	c.Close()
+	var logged []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logged, _ = os.ReadFile(accessLog)
+		if strings.Count(string(logged), "/websockets") >= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(string(logged), "GET /websockets HTTP/1.1") {
+		t.Fatalf("access log does not show the WebSocket requests:\n%s", logged)
+	}
+	if strings.Contains(string(logged), "secret-ticket-value") {
+		t.Errorf("access log records the ticket:\n%s", logged)
+	}
 }
 
 // freeAddr returns a loopback address with a port free right now.

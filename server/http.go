@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"io"
@@ -42,7 +43,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/readyz", s.handleReady)
 	web.Register(e) // the browser client at /
 
-	api := e.Group("", s.requireAPIKey)
+	api := e.Group("", s.requireAPIKey, middleware.BodyLimit(strconv.Itoa(maxAPIBody)))
 	for _, n := range []int{1, 2} {
 		path, h := "/ping"+strconv.Itoa(n), s.handlePing(n)
 		api.GET(path, h)
@@ -51,7 +52,9 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/message", s.handleMessage)
 	api.POST("/tokens", s.handleTokens)
 	api.GET("/rooms/:room/messages", s.handleRoomMessages)
-	api.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	if s.cfg.MetricsAddr == "" {
+		api.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
 	return e
 }
 
@@ -61,11 +64,18 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.cfg.ServerAPIKey == "" {
 		return next
 	}
-	want := []byte(s.cfg.ServerAPIKey)
+	want := sha256.Sum256([]byte(s.cfg.ServerAPIKey))
 	return func(c echo.Context) error {
 		scheme, got, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		// Comparing digests keeps the comparison constant-time whatever
+		// the length of what was sent: the key's length does not leak.
+		gotSum := sha256.Sum256([]byte(got))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(gotSum[:], want[:]) != 1 {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="switchboard"`)
+			// Refused before the body is read; closing the connection
+			// spares the server reading (or waiting for) a body it will
+			// never use.
+			c.Response().Header().Set(echo.HeaderConnection, "close")
 			return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong API key: send Authorization: Bearer <SERVER_API_KEY>")
 		}
 		return next(c)
@@ -89,7 +99,10 @@ func (s *Server) handleReady(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	if err := s.node.Ready(ctx); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		// The cause names internal addresses: it goes to the log, and the
+		// probe gets a reason without them.
+		s.log.Info("not ready", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "the message broker is unreachable or restoring subscriptions"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -63,9 +63,15 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // accepting, closes every WebSocket with 1001 after flushing what is
 // queued, and waits at most ShutdownTimeout for connections to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// The timeouts bound plain HTTP requests only: a hijacked (upgraded)
+	// connection has its deadlines cleared by net/http, and WebSockets
+	// keep their own (WS_TIMEOUT, WRITE_TIMEOUT).
 	hs := &http.Server{
 		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.HTTPReadTimeout),
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		WriteTimeout:      s.cfg.HTTPWriteTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/switchboard/switchboard/config"
@@ -58,6 +59,23 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var sides sync.WaitGroup
+	defer sides.Wait()
+	sideCtx, stopSides := context.WithCancel(ctx)
+	defer stopSides()
+	for _, side := range srv.Sides() {
+		sln, err := net.Listen("tcp", side.Addr)
+		if err != nil {
+			log.Error("cannot listen", "listener", side.Name, "addr", side.Addr, "err", err)
+			return 1
+		}
+		log.Info("side listener", "listener", side.Name, "addr", sln.Addr().String())
+		sides.Go(func() {
+			if err := server.ServeSide(sideCtx, sln, side.Handler, log); err != nil {
+				log.Error("side listener stopped", "listener", side.Name, "err", err)
+			}
+		})
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
