@@ -113,11 +113,17 @@ var Settings = []Setting{
 	{Env: "ALLOWED_ORIGINS", Flag: "allowed-origins", Default: "", Help: "comma-separated origin patterns allowed to open cross-origin WebSockets, e.g. app.example.com,*.example.org",
 		apply: func(c *Config, v string) error { c.AllowedOrigins = list(v); return nil }},
 	{Env: "HTTP_READ_TIMEOUT", Flag: "http-read-timeout", Default: "15s", Help: "longest an HTTP request, body included, may take to arrive (WebSocket upgrades are exempt once upgraded)",
-		apply: func(c *Config, v string) error { return durationIn(&c.HTTPReadTimeout, v, 10*time.Millisecond, time.Hour) }},
+		apply: func(c *Config, v string) error {
+			return durationIn(&c.HTTPReadTimeout, v, 10*time.Millisecond, time.Hour)
+		}},
 	{Env: "HTTP_WRITE_TIMEOUT", Flag: "http-write-timeout", Default: "30s", Help: "longest an HTTP response may take to be written (WebSockets are exempt)",
-		apply: func(c *Config, v string) error { return durationIn(&c.HTTPWriteTimeout, v, 10*time.Millisecond, time.Hour) }},
+		apply: func(c *Config, v string) error {
+			return durationIn(&c.HTTPWriteTimeout, v, 10*time.Millisecond, time.Hour)
+		}},
 	{Env: "HTTP_IDLE_TIMEOUT", Flag: "http-idle-timeout", Default: "60s", Help: "an idle keep-alive HTTP connection is closed after this long",
-		apply: func(c *Config, v string) error { return durationIn(&c.HTTPIdleTimeout, v, 10*time.Millisecond, time.Hour) }},
+		apply: func(c *Config, v string) error {
+			return durationIn(&c.HTTPIdleTimeout, v, 10*time.Millisecond, time.Hour)
+		}},
 	{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: "", Help: "serve /metrics on this separate address only, e.g. 127.0.0.1:9090 (empty: on the main port, behind SERVER_API_KEY)",
 		apply: func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{Env: "PPROF_ADDR", Flag: "pprof-addr", Default: "", Help: "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; never on the main port (empty: off)",
