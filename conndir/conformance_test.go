@@ -33,6 +33,7 @@ func runConformance(t *testing.T, newCluster func(t *testing.T) newNodeFunc) {
 		{"crashed node claimed exactly once by racing sweepers", testExactlyOnce},
 		{"re-claim after the claimer dies", testReclaim},
 		{"heartbeat reports records taken over", testLost},
+		{"a released claim is claimed again", testRelease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newCluster(t)) })
@@ -404,5 +405,27 @@ func testLost(t *testing.T, newNode newNodeFunc) {
 	}
 	if _, err := b.Get(ctx, "c3"); err != nil {
 		t.Fatalf("Get c3 = %v", err)
+	}
+}
+
+func testRelease(t *testing.T, newNode newNodeFunc) {
+	ctx := context.Background()
+	crashed := node(t, newNode, "crashed")
+	register(t, crashed, Record{ID: "x1", User: "u"})
+	time.Sleep(testTTL + testTTL/4)
+	claimer, other := node(t, newNode, "claimer"), node(t, newNode, "other")
+	sweepAll(t, claimer, 1)
+	stop := heartbeatLoop(t, claimer)
+	time.Sleep(testTTL + testTTL/4) // the heartbeats renew the lease
+	if rs, err := other.Sweep(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("Sweep of a renewed claim = %v, %v", rs, err)
+	}
+	if err := claimer.Release(ctx, "x1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(testTTL + testTTL/4) // heartbeats go on, without x1
+	stop()
+	if rs := sweepAll(t, other, 1); rs[0].ID != "x1" || rs[0].User != "u" {
+		t.Fatalf("re-claimed %+v", rs[0])
 	}
 }

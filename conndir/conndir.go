@@ -107,6 +107,10 @@ type Directory interface {
 	Sweep(ctx context.Context) ([]Record, error)
 	// Ack removes a claimed record once its DELETE was delivered.
 	Ack(ctx context.Context, id string) error
+	// Release gives up a claim whose DELETE could not be delivered: this
+	// node stops renewing its lease, so a later Sweep (of any node)
+	// claims it again once the lease ran out.
+	Release(ctx context.Context, id string) error
 }
 
 // Defaults for the zero values of Options.

@@ -250,3 +250,9 @@ func normalize(r Record, node string) Record {
 	r.Closed = nil
 	return r
 }
+
+// Release implements Directory.
+func (m *Memory) Release(_ context.Context, id string) error {
+	m.local.unclaim(id)
+	return nil
+}

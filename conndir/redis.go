@@ -368,3 +368,9 @@ func (d *Redis) Ack(ctx context.Context, id string) error {
 	})
 	return err
 }
+
+// Release implements Directory.
+func (d *Redis) Release(_ context.Context, id string) error {
+	d.local.unclaim(id)
+	return nil
+}
