@@ -1,0 +1,140 @@
+package conndir
+
+import (
+	"sync"
+	"time"
+)
+
+// local is what one node remembers of the records it holds and the claims
+// it made, so that Heartbeat knows what to refresh.
+type local struct {
+	mu      sync.Mutex
+	own     map[string]*ownRecord
+	claimed map[string]string // id → user, claimed and not acknowledged
+}
+
+// ownRecord is a record this node registered.
+type ownRecord struct {
+	user         string
+	lastActivity time.Time
+	dirty        bool // lastActivity not yet written
+}
+
+func newLocal() *local {
+	return &local{own: map[string]*ownRecord{}, claimed: map[string]string{}}
+}
+
+func (l *local) add(id, user string, lastActivity time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.own[id] = &ownRecord{user: user, lastActivity: lastActivity}
+}
+
+// user returns the user of an own record.
+func (l *local) user(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.own[id]
+	if !ok {
+		return "", false
+	}
+	return r.user, true
+}
+
+// touch keeps a newer last activity for the next heartbeat.
+func (l *local) touch(id string, at time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.own[id]
+	if !ok {
+		return false
+	}
+	if at.After(r.lastActivity) {
+		r.lastActivity = at
+		r.dirty = true
+	}
+	return true
+}
+
+// remove forgets an own record and returns its user.
+func (l *local) remove(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.own[id]
+	delete(l.own, id)
+	if !ok {
+		return "", false
+	}
+	return r.user, true
+}
+
+func (l *local) claim(id, user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.claimed[id] = user
+}
+
+// unclaim forgets a claim and returns its user.
+func (l *local) unclaim(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	u, ok := l.claimed[id]
+	delete(l.claimed, id)
+	return u, ok
+}
+
+// beat is the state one heartbeat writes.
+type beat struct {
+	own     []ownBeat
+	claimed []string
+}
+
+// ownBeat is one own record in a heartbeat; activity is zero when
+// unchanged since the last heartbeat.
+type ownBeat struct {
+	id, user string
+	activity time.Time
+}
+
+// snapshot returns what to refresh and marks last activities written; if
+// the heartbeat fails, restore marks them dirty again.
+func (l *local) snapshot() beat {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b beat
+	for id, r := range l.own {
+		ob := ownBeat{id: id, user: r.user}
+		if r.dirty {
+			ob.activity = r.lastActivity
+			r.dirty = false
+		}
+		b.own = append(b.own, ob)
+	}
+	for id := range l.claimed {
+		b.claimed = append(b.claimed, id)
+	}
+	return b
+}
+
+// restore marks the activities of a failed heartbeat dirty again.
+func (l *local) restore(b beat) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ob := range b.own {
+		if r, ok := l.own[ob.id]; ok && !ob.activity.IsZero() && !r.dirty {
+			r.dirty = true
+		}
+	}
+}
+
+// drop forgets own records and claims that another node took.
+func (l *local) drop(ownLost, claimsLost []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ownLost {
+		delete(l.own, id)
+	}
+	for _, id := range claimsLost {
+		delete(l.claimed, id)
+	}
+}
