@@ -84,6 +84,20 @@ type HistoryPage struct {
 	Recovered bool
 }
 
+// MembersQuery selects present users of a topic in name order: those after
+// After ("" for the first), at most Limit of them (0: all).
+type MembersQuery struct {
+	After string
+	Limit int
+}
+
+// MembersPage is a page of present users, in name order, with how many
+// users are present in all.
+type MembersPage struct {
+	Users []string
+	Count int
+}
+
 // UserTemplate builds a message about one user: Head, the user's name,
 // Middle, the name as a JSON string, Tail. The broker completes it for
 // users it removes on its own (expired presence), whose names only it
@@ -112,6 +126,10 @@ type Options struct {
 	// PresenceTTL is how long a presence entry lives without a heartbeat;
 	// members of a crashed node vanish after it.
 	PresenceTTL time.Duration
+	// LargeRoom is the user count from which a topic's presence changes are
+	// no longer announced (the frames given to AddPresence, RemovePresence
+	// and SweepPresence are not published); 0: always announce.
+	LargeRoom int
 }
 
 // DefaultOptions are the documented defaults.

@@ -23,7 +23,7 @@ type testBroker interface {
 	History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error)
 	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error)
 	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error)
-	Members(ctx context.Context, topic string) ([]string, error)
+	Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error)
 	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
 	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
@@ -335,7 +335,7 @@ func runConformance(t *testing.T, be backend) {
 			if err != nil || got != s.want {
 				t.Fatalf("step %d %s %s/%s = %v, %v; want %v", i, s.op, s.user, s.conn, got, err, s.want)
 			}
-			if m := must[[]string](t)(n.Members(ctx, "room")); !slices.Equal(m, s.members) {
+			if m := members(t, n, "room"); !slices.Equal(m, s.members) {
 				t.Fatalf("step %d: members %v, want %v", i, m, s.members)
 			}
 			// The announcement goes out exactly on a transition, with the
@@ -385,7 +385,7 @@ func runConformance(t *testing.T, be backend) {
 			if len(page.Messages) != 1 || string(page.Messages[0].Data) != topic {
 				t.Fatalf("history of %q holds %d messages", topic, len(page.Messages))
 			}
-			if m := must[[]string](t)(n.Members(ctx, topic)); !slices.Equal(m, []string{"u}:x"}) {
+			if m := members(t, n, topic); !slices.Equal(m, []string{"u}:x"}) {
 				t.Fatalf("members of %q: %v", topic, m)
 			}
 		}
@@ -397,6 +397,61 @@ func runConformance(t *testing.T, be backend) {
 		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "ready"))
 		if err := n.Ready(ctx); err != nil {
 			t.Errorf("ready: %v", err)
+		}
+	})
+
+	t.Run("MembersPages", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		users := []string{"dave", "alice", "erin", "carol", "bob"}
+		for _, u := range users {
+			must[bool](t)(n.AddPresence(ctx, "paged", u, u+"-conn", nil))
+		}
+		must[bool](t)(n.AddPresence(ctx, "paged", "alice", "alice-tab2", nil)) // listed once
+		tests := []struct {
+			q    MembersQuery
+			want []string
+		}{
+			{MembersQuery{}, []string{"alice", "bob", "carol", "dave", "erin"}},
+			{MembersQuery{Limit: 2}, []string{"alice", "bob"}},
+			{MembersQuery{After: "bob", Limit: 2}, []string{"carol", "dave"}},
+			{MembersQuery{After: "dave", Limit: 2}, []string{"erin"}},
+			{MembersQuery{After: "erin"}, []string{}},
+			{MembersQuery{After: "b"}, []string{"bob", "carol", "dave", "erin"}},
+		}
+		for _, tt := range tests {
+			page := must[MembersPage](t)(n.Members(ctx, "paged", tt.q))
+			if !slices.Equal(page.Users, tt.want) || page.Count != 5 {
+				t.Errorf("Members(%+v) = %v, count %d; want %v, count 5", tt.q, page.Users, page.Count, tt.want)
+			}
+		}
+		must[bool](t)(n.RemovePresence(ctx, "paged", "carol", "carol-conn", nil))
+		if page := must[MembersPage](t)(n.Members(ctx, "paged", MembersQuery{After: "bob", Limit: 1})); !slices.Equal(page.Users, []string{"dave"}) || page.Count != 4 {
+			t.Errorf("after carol left: %v, count %d", page.Users, page.Count)
+		}
+	})
+
+	t.Run("LargeTopicsAnnounceNothing", func(t *testing.T) {
+		opts := testOpts
+		opts.LargeRoom = 3
+		n := startNode(t, be, opts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "big"))
+		for i, u := range []string{"u1", "u2", "u3", "u4"} {
+			if !must[bool](t)(n.AddPresence(ctx, "big", u, u, []byte("joined "+u))) {
+				t.Fatalf("%s not reported as first", u)
+			}
+			if i < 3 { // 0, 1 and 2 users before: a small topic
+				if got := n.next(t); string(got.Data) != "joined "+u {
+					t.Fatalf("announced %q, want joined %s", got.Data, u)
+				}
+			}
+		}
+		n.nothing(t) // u4 joined a topic of 3: large, unannounced
+		must[bool](t)(n.RemovePresence(ctx, "big", "u4", "u4", []byte("left u4")))
+		must[bool](t)(n.RemovePresence(ctx, "big", "u3", "u3", []byte("left u3")))
+		n.nothing(t) // 4, then 3 users before the leaves: large
+		must[bool](t)(n.RemovePresence(ctx, "big", "u2", "u2", []byte("left u2")))
+		if got := n.next(t); string(got.Data) != "left u2" {
+			t.Fatalf("announced %q, want left u2", got.Data)
 		}
 	})
 
@@ -426,7 +481,7 @@ func runConformance(t *testing.T, be backend) {
 		if !must[bool](t)(a.AddPresence(ctx, "room", "alice", "a1", nil)) || must[bool](t)(b.AddPresence(ctx, "room", "alice", "b1", nil)) {
 			t.Errorf("second node's connection of the same user counted as first")
 		}
-		if m := must[[]string](t)(c.Members(ctx, "room")); !slices.Equal(m, []string{"alice"}) {
+		if m := members(t, c, "room"); !slices.Equal(m, []string{"alice"}) {
 			t.Errorf("members = %v", m)
 		}
 		if must[bool](t)(a.RemovePresence(ctx, "room", "alice", "a1", nil)) || !must[bool](t)(b.RemovePresence(ctx, "room", "alice", "b1", nil)) {
@@ -447,7 +502,7 @@ func runConformance(t *testing.T, be backend) {
 		_ = a.Close() // like a crash: nothing removed, no more heartbeats
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			m := must[[]string](t)(b.Members(ctx, "room"))
+			m := members(t, b, "room")
 			if slices.Equal(m, []string{"alive"}) {
 				break
 			}
@@ -470,7 +525,7 @@ func runConformance(t *testing.T, be backend) {
 		b.nothing(t)
 		// The live node's heartbeat keeps its own entry past the TTL.
 		time.Sleep(2 * opts.PresenceTTL)
-		if m := must[[]string](t)(b.Members(ctx, "room")); !slices.Equal(m, []string{"alive"}) {
+		if m := members(t, b, "room"); !slices.Equal(m, []string{"alive"}) {
 			t.Errorf("members after 2 TTLs = %v, want [alive]", m)
 		}
 	})
@@ -509,4 +564,17 @@ func TestCloseWithoutStart(t *testing.T) {
 			t.Fatalf("%s: Close without Start hangs", name)
 		}
 	}
+}
+
+// members lists every user present on topic.
+func members(t *testing.T, b testBroker, topic string) []string {
+	t.Helper()
+	page, err := b.Members(context.Background(), topic, MembersQuery{})
+	if err != nil {
+		t.Fatalf("Members(%q): %v", topic, err)
+	}
+	if page.Count != len(page.Users) {
+		t.Fatalf("Members(%q) counts %d users and lists %v", topic, page.Count, page.Users)
+	}
+	return page.Users
 }

@@ -305,8 +305,9 @@ func (m *Memory) AddPresence(ctx context.Context, topic, user, conn string, join
 	}
 	conns[conn] = struct{}{}
 	first = len(conns) == 1
+	announce := m.announces(len(users) - 1)
 	m.mu.Unlock()
-	if first && len(joined) > 0 {
+	if first && announce && len(joined) > 0 {
 		_, err = m.Publish(ctx, Message{Topic: topic, Except: conn, Data: joined}, false)
 	}
 	return first, err
@@ -323,6 +324,7 @@ func (m *Memory) RemovePresence(ctx context.Context, topic, user, conn string, l
 	if had {
 		delete(conns, conn)
 	}
+	announce := m.announces(len(m.presence[topic]))
 	if last = had && len(conns) == 0; last {
 		delete(m.presence[topic], user)
 		if len(m.presence[topic]) == 0 {
@@ -330,22 +332,33 @@ func (m *Memory) RemovePresence(ctx context.Context, topic, user, conn string, l
 		}
 	}
 	m.mu.Unlock()
-	if last && len(left) > 0 {
+	if last && announce && len(left) > 0 {
 		_, err = m.Publish(ctx, Message{Topic: topic, Data: left}, false)
 	}
 	return last, err
 }
 
-// Members lists the users present on topic, sorted.
-func (m *Memory) Members(_ context.Context, topic string) ([]string, error) {
+// announces reports whether a presence change in a topic of count users
+// (before the change) is announced.
+func (m *Memory) announces(count int) bool {
+	return m.opts.LargeRoom == 0 || count < m.opts.LargeRoom
+}
+
+// Members lists a page of the users present on topic, in name order.
+func (m *Memory) Members(_ context.Context, topic string, q MembersQuery) (MembersPage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	users := make([]string, 0, len(m.presence[topic]))
 	for u := range m.presence[topic] {
-		users = append(users, u)
+		if u > q.After {
+			users = append(users, u)
+		}
 	}
 	sort.Strings(users)
-	return users, nil
+	if q.Limit > 0 && len(users) > q.Limit {
+		users = users[:q.Limit]
+	}
+	return MembersPage{Users: users, Count: len(m.presence[topic])}, nil
 }
 
 // SweepPresence finds no expired users: in one process, presence ends

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +26,7 @@ type presenceEntry struct{ topic, user, conn string }
 func (p *presenceTracker) init() { p.local = make(map[presenceEntry][]byte) }
 
 func (r *Redis) presenceKeys(topic, user string) []string {
-	return []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user), r.key(topic, ":swept")}
+	return []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user), r.key(topic, ":swept"), r.key(topic, ":names")}
 }
 
 // sweptMemory is how long a swept user is remembered, so that its node
@@ -41,7 +40,7 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join").Int()
+		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -69,7 +68,7 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 		}
 	}
 	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds()).Int()
+		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -83,21 +82,28 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept")},
-		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle).StringSlice()
+	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names")},
+		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom).StringSlice()
 	return users, unavailable(err)
 }
 
-// Members lists the users with a live connection on topic, sorted.
-func (r *Redis) Members(ctx context.Context, topic string) ([]string, error) {
+// Members lists a page of the users with a live connection on topic, in
+// name order.
+func (r *Redis) Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	users, err := membersScript.Run(ctx, r.client, []string{r.key(topic, ":users")}).StringSlice()
+	res, err := membersScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":names")}, q.After, max(q.Limit, 0)).Slice()
 	if err != nil {
-		return nil, unavailable(err)
+		return MembersPage{}, unavailable(err)
 	}
-	slices.Sort(users)
-	return users, nil
+	count, _ := res[0].(int64)
+	rows, _ := res[1].([]any)
+	page := MembersPage{Count: int(count), Users: make([]string, 0, len(rows))}
+	for _, row := range rows {
+		user, _ := row.(string)
+		page.Users = append(page.Users, user)
+	}
+	return page, nil
 }
 
 // heartbeatLoop refreshes this node's presence entries every third of
@@ -164,7 +170,7 @@ func (p *presenceTracker) refresh(r *Redis, batch []presenceEntry, joined [][]by
 		_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for i, e := range batch {
 				presenceAddScript.EvalSha(ctx, pipe, r.presenceKeys(e.topic, e.user),
-					e.user, e.conn, ttl, r.channel(e.topic), joined[i], e.conn, r.publishCommand(), "refresh")
+					e.user, e.conn, ttl, r.channel(e.topic), joined[i], e.conn, r.publishCommand(), "refresh", r.opts.LargeRoom)
 			}
 			return nil
 		})

@@ -77,12 +77,15 @@ return {head[1][1], out, full}
 // or refreshes it ("refresh", the heartbeat). A join announces a user that
 // was not present. A refresh announces one only if a sweep had announced
 // it gone (a partition outlasted the TTL): a user Redis merely forgot (a
-// restart) was never announced gone, so it is not announced back.
+// restart) was never announced gone, so it is not announced back. Nothing
+// is announced in a large topic (ARGV[9] users or more, before the join;
+// 0: no limit).
 //
-// KEYS[1] users, KEYS[2] the user's conns, KEYS[3] swept (user → time);
-// ARGV[1] user, ARGV[2] conn, ARGV[3] TTL ms, ARGV[4] channel, ARGV[5]
-// JoinedRoom frame, ARGV[6] except, ARGV[7] "publish" or "spublish",
-// ARGV[8] "join" or "refresh". Returns 1 when the user was not present.
+// KEYS[1] users, KEYS[2] the user's conns, KEYS[3] swept (user → time),
+// KEYS[4] names (users by name, for paging); ARGV[1] user, ARGV[2] conn,
+// ARGV[3] TTL ms, ARGV[4] channel, ARGV[5] JoinedRoom frame, ARGV[6]
+// except, ARGV[7] "publish" or "spublish", ARGV[8] "join" or "refresh",
+// ARGV[9] large-topic threshold. Returns 1 when the user was not present.
 var presenceAddScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -91,11 +94,15 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ttl)
 local present = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZADD', KEYS[1], 'GT', now + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+redis.call('PEXPIRE', KEYS[4], ttl)
 if present then return 0 end
 local swept = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
-if ARGV[5] ~= '' and (ARGV[8] == 'join' or swept) then
+local large = tonumber(ARGV[9]) > 0 and before >= tonumber(ARGV[9])
+if ARGV[5] ~= '' and not large and (ARGV[8] == 'join' or swept) then
   redis.call(ARGV[7], ARGV[4], payload('', ARGV[6], ARGV[5]))
 end
 return 1
@@ -103,49 +110,74 @@ return 1
 
 // presenceRemoveScript forgets a connection; when the user has no live
 // connection left, the user leaves the users set, the LeftRoom frame is
-// published, and the user is remembered in swept for ARGV[6] ms (a
-// connection of it on a node cut off meanwhile is announced again when
-// that node's heartbeat returns). KEYS as for presenceAddScript; ARGV[1]
-// user, ARGV[2] conn, ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5]
-// "publish" or "spublish". Returns 1 when the user left.
+// published (unless the topic is large: ARGV[7] users or more before the
+// leave), and the user is remembered in swept for ARGV[6] ms (a connection
+// of it on a node cut off meanwhile is announced again when that node's
+// heartbeat returns). KEYS as for presenceAddScript; ARGV[1] user, ARGV[2]
+// conn, ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5] "publish" or
+// "spublish". Returns 1 when the user left.
 var presenceRemoveScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
+local before = redis.call('ZCARD', KEYS[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
-if ARGV[4] ~= '' then
+local large = tonumber(ARGV[7]) > 0 and before >= tonumber(ARGV[7])
+if ARGV[4] ~= '' and not large then
   redis.call(ARGV[5], ARGV[3], payload('', '', ARGV[4]))
 end
 return 1
 `)
 
-// membersScript lists the users with a live connection on a topic.
-// Expired users are left for presenceSweepScript, which announces them.
-// KEYS[1] users.
+// membersScript lists a page of the users with a live connection on a
+// topic, in name order, after ARGV[1] ("" for the first page), at most
+// ARGV[2] of them (0: all), with the count of live users. Expired users
+// are skipped and left for presenceSweepScript, which announces them.
+// KEYS[1] users, KEYS[2] names. Returns {count, users}.
 var membersScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local count = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+local limit = tonumber(ARGV[2])
+local lo = '-'
+if ARGV[1] ~= '' then lo = '(' .. ARGV[1] end
+local out = {}
+while limit == 0 or #out < limit do
+  local n = 200
+  if limit > 0 then n = math.min(n, limit - #out) end
+  local names = redis.call('ZRANGE', KEYS[2], lo, '+', 'BYLEX', 'LIMIT', 0, n)
+  for _, user in ipairs(names) do
+    local expires = redis.call('ZSCORE', KEYS[1], user)
+    if expires and tonumber(expires) > now then out[#out+1] = user end
+  end
+  if #names < n then break end
+  lo = '(' .. names[#names]
+end
+return {count, out}
 `)
 
 // presenceSweepScript removes the users whose entries expired (their node
-// stopped refreshing them), publishes a LeftRoom for each, built from a
-// UserTemplate as ARGV[2] + the user + ARGV[6] + the user as a JSON string
-// + ARGV[3], and remembers them in swept for ARGV[5] ms (see
-// presenceAddScript). KEYS[1] users, KEYS[2] swept; ARGV[1] channel,
-// ARGV[4] "publish" or "spublish". Returns the users removed.
+// stopped refreshing them), publishes a LeftRoom for each (unless the
+// topic is large: ARGV[7] users or more), built from a UserTemplate as
+// ARGV[2] + the user + ARGV[6] + the user as a JSON string + ARGV[3], and
+// remembers them in swept for ARGV[5] ms (see presenceAddScript). KEYS[1]
+// users, KEYS[2] swept, KEYS[3] names; ARGV[1] channel, ARGV[4] "publish"
+// or "spublish". Returns the users removed.
 var presenceSweepScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local large = tonumber(ARGV[7]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[7])
 for _, user in ipairs(gone) do
   redis.call('ZREM', KEYS[1], user)
+  redis.call('ZREM', KEYS[3], user)
   redis.call('ZADD', KEYS[2], now, user)
-  if ARGV[2] ~= '' then
+  if ARGV[2] ~= '' and not large then
     redis.call(ARGV[4], ARGV[1], payload('', '', ARGV[2] .. user .. ARGV[6] .. cjson.encode(user) .. ARGV[3]))
   end
 end

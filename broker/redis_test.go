@@ -341,7 +341,10 @@ func TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone(t *testing.T) {
 	if err := b.client.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { m, _ := b.Members(ctx, "room:#p"); return slices.Equal(m, []string{"u"}) })
+	waitFor(t, func() bool {
+		m, _ := b.Members(ctx, "room:#p", MembersQuery{})
+		return slices.Equal(m.Users, []string{"u"})
+	})
 	nb.nothing(t)
 
 	// As if a partition outlasted the TTL: u expires and b sweeps it.

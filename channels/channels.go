@@ -29,9 +29,10 @@ type Client interface {
 
 // Channel handles the client messages of one channel.
 type Channel interface {
-	// Handle processes one message. A *protocol.Error is answered to the
-	// client as an Error envelope; any other error as code internal.
-	Handle(ctx context.Context, c Client, msg protocol.Message) error
+	// Handle processes one client envelope; direct replies echo its Ref.
+	// A *protocol.Error is answered to the client as an Error envelope;
+	// any other error as code internal.
+	Handle(ctx context.Context, c Client, env protocol.Envelope) error
 }
 
 // Lifecycle is implemented by channels that track connections.
@@ -48,7 +49,7 @@ type Broker interface {
 	History(ctx context.Context, topic string, q broker.HistoryQuery) (broker.HistoryPage, error)
 	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error)
 	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error)
-	Members(ctx context.Context, topic string) ([]string, error)
+	Members(ctx context.Context, topic string, q broker.MembersQuery) (broker.MembersPage, error)
 	SweepPresence(ctx context.Context, topic string, left broker.UserTemplate) ([]string, error)
 }
 
@@ -79,6 +80,12 @@ type Limits struct {
 	// OpTimeout bounds waiting for a room's subscription, including behind
 	// other joiners of the same room.
 	OpTimeout time.Duration
+	// LargeRoom is the user count from which a room announces no joins and
+	// leaves and lists only its first MemberPage names; 0: never.
+	LargeRoom int
+	// MemberPage is how many names a large room's MemberList and one
+	// Members page carry at most.
+	MemberPage int
 }
 
 // Topic names. Each is one broker topic (one Redis channel).
@@ -120,7 +127,7 @@ func (r *Router) Dispatch(ctx context.Context, c Client, env protocol.Envelope) 
 	if !ok {
 		return protocol.Errorf(protocol.CodeUnknownChannel, "no channel %q", env.Channel)
 	}
-	return ch.Handle(ctx, c, env.Message)
+	return ch.Handle(ctx, c, env)
 }
 
 // Known reports whether a channel exists, so errors can name it.
@@ -175,9 +182,12 @@ func brokerError(err error) error {
 	}
 }
 
-// unavailableError is a broker failure: the client gets code unavailable,
-// the log gets the cause.
-type unavailableError struct{ cause error }
+// unavailableError is a broker failure: the client gets code unavailable
+// (naming the room, when there is one), the log gets the cause.
+type unavailableError struct {
+	cause error
+	room  string
+}
 
 func (e *unavailableError) Error() string { return "broker unavailable: " + e.cause.Error() }
 func (e *unavailableError) Unwrap() error { return e.cause }
@@ -192,10 +202,24 @@ func ClientError(err error) (e *protocol.Error, serverSide bool) {
 	case errors.As(err, &pe):
 		return pe, false
 	case errors.As(err, &ue):
-		return protocol.Errorf(protocol.CodeUnavailable, "the message service did not answer in time; your request most likely did not happen, try again"), true
+		return protocol.Errorf(protocol.CodeUnavailable, "the message service did not answer in time; your request most likely did not happen, try again").InRoom(ue.room), true
 	default:
 		return protocol.Errorf(protocol.CodeInternal, "the server could not process this message"), true
 	}
+}
+
+// inRoom names the room an error is about, if it has none yet.
+func inRoom(err error, room string) error {
+	var pe *protocol.Error
+	var ue *unavailableError
+	switch {
+	case room == "" || err == nil:
+	case errors.As(err, &pe) && pe.Room == "":
+		pe.Room = room
+	case errors.As(err, &ue) && ue.room == "":
+		ue.room = room
+	}
+	return err
 }
 
 func now() string { return protocol.Timestamp(time.Now()) }

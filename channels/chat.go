@@ -33,7 +33,8 @@ func (ch *Chat) Disconnect(ctx context.Context, c Client) {
 }
 
 // Handle takes SubmitMessage and GetHistory.
-func (ch *Chat) Handle(ctx context.Context, c Client, msg protocol.Message) error {
+func (ch *Chat) Handle(ctx context.Context, c Client, env protocol.Envelope) error {
+	msg := env.Message
 	switch msg.Type {
 	case protocol.TypeSubmitMessage:
 		var text string
@@ -58,7 +59,7 @@ func (ch *Chat) Handle(ctx context.Context, c Client, msg protocol.Message) erro
 		if err != nil {
 			return err
 		}
-		return c.Send(ctx, protocol.Encode(protocol.ChannelChat, protocol.TypeHistory, page))
+		return c.Send(ctx, protocol.EncodeReply(protocol.ChannelChat, env.Ref, protocol.TypeHistory, page))
 	default:
 		return unknownType(protocol.ChannelChat, msg.Type)
 	}

@@ -32,11 +32,11 @@ func (f *flakyBroker) fail(op string) bool {
 	return false
 }
 
-func (f *flakyBroker) Members(ctx context.Context, topic string) ([]string, error) {
+func (f *flakyBroker) Members(ctx context.Context, topic string, q broker.MembersQuery) (broker.MembersPage, error) {
 	if f.fail("members") {
-		return nil, broker.ErrUnavailable
+		return broker.MembersPage{}, broker.ErrUnavailable
 	}
-	return f.Memory.Members(ctx, topic)
+	return f.Memory.Members(ctx, topic, q)
 }
 
 func (f *flakyBroker) History(ctx context.Context, topic string, q broker.HistoryQuery) (broker.HistoryPage, error) {
@@ -97,19 +97,19 @@ func newRoomChannel(t *testing.T, limits Limits) (*ChatRoom, *flakyBroker) {
 var testLimits = Limits{MaxRooms: 10, MaxRoomName: 128, HistoryEnabled: true, HistoryPage: 5, HistoryMaxPage: 10, OpTimeout: 5 * time.Second}
 
 // message builds a client message as the server would have decoded it.
-func message(typ string, contents any) protocol.Message {
+func message(typ string, contents any) protocol.Envelope {
 	env, err := protocol.Decode(protocol.Encode(protocol.ChannelChatRoom, typ, contents))
 	if err != nil {
 		panic(err)
 	}
-	return env.Message
+	return env
 }
 
-func joinMsg(room, since string) protocol.Message {
+func joinMsg(room, since string) protocol.Envelope {
 	return message(protocol.TypeJoinRoom, protocol.JoinRoom{Room: room, Since: since})
 }
 
-func sendMsg(room, text string) protocol.Message {
+func sendMsg(room, text string) protocol.Envelope {
 	return message(protocol.TypeSendMessage, protocol.SendMessage{Room: room, Message: text})
 }
 
@@ -144,7 +144,7 @@ func TestJoinFailingHalfwayLeavesNothingBehind(t *testing.T) {
 			if got := alice.take(); !slices.Equal(got, []string{"JoinedRoom", "LeftRoom"}) {
 				t.Fatalf("alice heard %v of a join that failed, want JoinedRoom then LeftRoom", got)
 			}
-			if m, _ := fb.Members(ctx, RoomTopic("#r")); len(m) != 1 {
+			if m, _ := fb.Members(ctx, RoomTopic("#r"), broker.MembersQuery{}); len(m.Users) != 1 {
 				t.Fatalf("members after a failed join: %v", m)
 			}
 

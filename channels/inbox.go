@@ -30,8 +30,8 @@ func (in *Inbox) Disconnect(ctx context.Context, c Client) {
 }
 
 // Handle refuses everything: the inbox has no client messages.
-func (in *Inbox) Handle(_ context.Context, _ Client, msg protocol.Message) error {
-	return unknownType(protocol.ChannelInbox, msg.Type)
+func (in *Inbox) Handle(_ context.Context, _ Client, env protocol.Envelope) error {
+	return unknownType(protocol.ChannelInbox, env.Message.Type)
 }
 
 // Send delivers a message to every socket of user and reports how many

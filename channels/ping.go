@@ -27,8 +27,8 @@ func (p *Ping) Connect(ctx context.Context, c Client) error {
 func (p *Ping) Disconnect(ctx context.Context, c Client) { _, _ = p.hub.Leave(ctx, TopicPing, c.ID()) }
 
 // Handle refuses everything: ping has no client messages.
-func (p *Ping) Handle(_ context.Context, _ Client, msg protocol.Message) error {
-	return unknownType(protocol.ChannelPing, msg.Type)
+func (p *Ping) Handle(_ context.Context, _ Client, env protocol.Envelope) error {
+	return unknownType(protocol.ChannelPing, env.Message.Type)
 }
 
 // Publish sends Ping n to every connection on every node and reports how

@@ -29,6 +29,8 @@ type Config struct {
 	MaxFrameBytes    int64         // larger frames close the connection with 1009
 	MaxRooms         int           // rooms one connection may be in
 	MaxRoomName      int           // characters in a room name
+	LargeRoom        int           // users from which a room announces no joins/leaves and truncates MemberList; 0: never
+	MemberPage       int           // names in a large room's MemberList and in one Members page
 	RateLimit        float64       // frames per second a connection may send, sustained
 	RateBurst        int           // frames a connection may send at once
 	RateLimitStrikes int           // consecutive rate-limited frames before closing with 1008
@@ -92,6 +94,10 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return intIn(&c.MaxRooms, v, 1, 100000) }},
 	{Env: "MAX_ROOM_NAME", Flag: "max-room-name", Default: "128", Help: "longest room name, in characters",
 		apply: func(c *Config, v string) error { return intIn(&c.MaxRoomName, v, 1, 1024) }},
+	{Env: "LARGE_ROOM", Flag: "large-room", Default: "1000", Help: "users from which a room stops announcing joins and leaves and its MemberList lists only the first MEMBER_PAGE names (0: never)",
+		apply: func(c *Config, v string) error { return intIn(&c.LargeRoom, v, 0, 1e7) }},
+	{Env: "MEMBER_PAGE", Flag: "member-page", Default: "100", Help: "names in a large room's MemberList and at most in one GetMembers page",
+		apply: func(c *Config, v string) error { return intIn(&c.MemberPage, v, 1, 10000) }},
 	{Env: "RATE_LIMIT", Flag: "rate-limit", Default: "20", Help: "frames per second one connection may send, sustained",
 		apply: func(c *Config, v string) error { return floatIn(&c.RateLimit, v, 0.01, 1e6) }},
 	{Env: "RATE_BURST", Flag: "rate-burst", Default: "40", Help: "frames one connection may send in a burst",

@@ -56,9 +56,9 @@ func (i instrumented) AddPresence(ctx context.Context, topic, user, conn string,
 	return first, err
 }
 
-func (i instrumented) Members(ctx context.Context, topic string) ([]string, error) {
+func (i instrumented) Members(ctx context.Context, topic string, q broker.MembersQuery) (broker.MembersPage, error) {
 	start := time.Now()
-	users, err := i.Broker.Members(ctx, topic)
+	page, err := i.Broker.Members(ctx, topic, q)
 	i.observe("members", start, err)
-	return users, err
+	return page, err
 }

@@ -89,6 +89,8 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Node, error) {
 		// Half the queue: an answer always fits behind some broadcasts.
 		HistoryPageBytes: cfg.SendQueueBytes / 2,
 		ReplayBytes:      4 * cfg.SendQueueBytes,
+		LargeRoom:        cfg.LargeRoom,
+		MemberPage:       cfg.MemberPage,
 	}
 	n.Ping = channels.NewPing(n.Broker, n.Hub)
 	n.Rooms = channels.NewChatRoom(n.Broker, n.Hub, limits, log)
@@ -106,7 +108,7 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Node, error) {
 // one is configured, else the embedded in-memory broker. It connects to
 // nothing yet.
 func NewBroker(cfg config.Config, log *slog.Logger) (Broker, error) {
-	opts := broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL}
+	opts := BrokerOptions(cfg)
 	if cfg.RedisURL == "" && len(cfg.RedisClusterAddrs) == 0 {
 		log.Info("using the embedded in-memory broker: this node runs alone (set REDIS_URL to scale out)")
 		return broker.NewMemory(opts), nil
@@ -124,6 +126,11 @@ func NewBroker(cfg config.Config, log *slog.Logger) (Broker, error) {
 		log.Info("using Redis", "url", redactURL(cfg.RedisURL), "prefix", cfg.RedisPrefix)
 	}
 	return b, nil
+}
+
+// BrokerOptions are the broker settings in cfg.
+func BrokerOptions(cfg config.Config) broker.Options {
+	return broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL, LargeRoom: cfg.LargeRoom}
 }
 
 // redactURL hides a password in a Redis URL before it is logged.

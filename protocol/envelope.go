@@ -20,11 +20,17 @@ const (
 	ChannelError = "error"
 )
 
-// Envelope is one frame: a channel name and a typed message.
+// Envelope is one frame: a channel name and a typed message. Ref is the
+// client's optional correlation id: the server echoes it, unchanged, in
+// the direct reply to that frame and in any Error the frame causes.
 type Envelope struct {
 	Channel string  `json:"channel"`
+	Ref     string  `json:"ref,omitempty"`
 	Message Message `json:"message"`
 }
+
+// MaxRefBytes is the longest ref a client may send.
+const MaxRefBytes = 64
 
 // Message is a type name and its contents, kept raw until the channel that
 // owns the type decodes them.
@@ -45,7 +51,14 @@ func Decode(frame []byte) (Envelope, error) {
 		return env, Errorf(CodeInvalidJSON, "frame is not a JSON object")
 	}
 	if err := json.Unmarshal(frame, &env); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field == "ref" {
+			return Envelope{}, Errorf(CodeInvalidContents, `"ref" must be a string of at most %d bytes`, MaxRefBytes)
+		}
 		return Envelope{}, Errorf(CodeInvalidJSON, "frame is not a valid envelope: %s", jsonProblem(err))
+	}
+	if len(env.Ref) > MaxRefBytes {
+		return Envelope{Channel: env.Channel, Message: env.Message}, Errorf(CodeInvalidContents, `"ref" must be a string of at most %d bytes`, MaxRefBytes)
 	}
 	if env.Channel == "" {
 		return env, Errorf(CodeUnknownChannel, `envelope has no "channel"`)
@@ -99,11 +112,17 @@ func jsonKind(k reflect.Kind) string {
 // marshal; every contents type in this package can, so a failure is a
 // programming error and panics.
 func Encode(channel, typ string, contents any) []byte {
+	return EncodeReply(channel, "", typ, contents)
+}
+
+// EncodeReply renders an envelope answering a client frame that carried
+// ref ("" for none: the frame is then exactly what Encode gives).
+func EncodeReply(channel, ref, typ string, contents any) []byte {
 	raw, err := marshal(contents)
 	if err != nil {
 		panic(fmt.Sprintf("protocol: cannot encode %s/%s contents: %v", channel, typ, err))
 	}
-	frame, err := marshal(Envelope{Channel: channel, Message: Message{Type: typ, Contents: raw}})
+	frame, err := marshal(Envelope{Channel: channel, Ref: ref, Message: Message{Type: typ, Contents: raw}})
 	if err != nil {
 		panic(fmt.Sprintf("protocol: cannot encode %s/%s envelope: %v", channel, typ, err))
 	}

@@ -27,6 +27,10 @@ const (
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// Room names the room the error is about. It is sent only in answers
+	// to frames that carried a ref, so clients that send none see the
+	// frames they always saw.
+	Room string `json:"room,omitempty"`
 }
 
 // Errorf builds an *Error with a formatted human message.
@@ -36,14 +40,31 @@ func Errorf(code Code, format string, args ...any) *Error {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
+// InRoom returns e naming the room it is about.
+func (e *Error) InRoom(room string) *Error {
+	e.Room = room
+	return e
+}
+
 // TypeError is the message type of every error reply.
 const TypeError = "Error"
 
 // EncodeError renders the Error envelope answering a frame on channel. An
 // empty channel (the frame's own could not be read) becomes "error".
 func EncodeError(channel string, e *Error) []byte {
+	return EncodeErrorReply(channel, "", e)
+}
+
+// EncodeErrorReply renders the Error answering a frame that carried ref.
+// Without a ref the room is left out (see Error.Room).
+func EncodeErrorReply(channel, ref string, e *Error) []byte {
 	if channel == "" {
 		channel = ChannelError
 	}
-	return Encode(channel, TypeError, e)
+	if ref == "" && e.Room != "" {
+		plain := *e
+		plain.Room = ""
+		e = &plain
+	}
+	return EncodeReply(channel, ref, TypeError, e)
 }

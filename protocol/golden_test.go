@@ -68,6 +68,11 @@ var goldenKinds = map[string]goldenKind{
 	protocol.ChannelChatRoom + "." + protocol.TypeLeftRoom:    {fromServer, func() any { return new(protocol.RoomUser) }},
 	protocol.ChannelChatRoom + "." + protocol.TypeNewMessage:  {fromServer, func() any { return new(protocol.RoomMessage) }},
 	protocol.ChannelChatRoom + "." + protocol.TypeHistory:     {fromServer, func() any { return new(protocol.History) }},
+	protocol.ChannelChatRoom + "." + protocol.TypeGetMembers:  {fromClient, func() any { return new(protocol.GetMembers) }},
+	protocol.ChannelChatRoom + "." + protocol.TypeMembers:     {fromServer, func() any { return new(protocol.Members) }},
+	protocol.ChannelChatRoom + "." + protocol.TypeSent:        {fromServer, func() any { return new(protocol.Sent) }},
+	protocol.ChannelChatRoom + "." + protocol.TypeGap:         {fromServer, func() any { return new(protocol.Gap) }},
+	protocol.ChannelChat + "." + protocol.TypeGap:             {fromServer, func() any { return new(protocol.Gap) }},
 
 	protocol.ChannelPing + "." + protocol.TypePing: {fromServer, func() any { return new(int) }},
 
@@ -113,6 +118,16 @@ var variantChecks = map[string]func(contents any) error{
 	"chat-room.GetHistory.since": func(c any) error {
 		return want(c.(*protocol.GetHistory).Since != "", "since is set")
 	},
+	"chat-room.MemberList.truncated": func(c any) error {
+		l := c.(*protocol.MemberList)
+		return want(l.Truncated && l.Count > len(l.Users), "truncated, with a count above the names listed")
+	},
+	"chat-room.SendMessage.ack": func(c any) error {
+		return want(c.(*protocol.SendMessage).Ack, "ack is set")
+	},
+	// Variants named ref are checked for their ref in checkGolden.
+	"chat-room.JoinRoom.ref":   func(any) error { return nil },
+	"chat-room.MemberList.ref": func(any) error { return nil },
 	"chat-room.GetHistory.before": func(c any) error {
 		h := c.(*protocol.GetHistory)
 		return want(h.Before != "" && h.Limit > 0, "before and limit are set")
@@ -233,8 +248,15 @@ func checkGolden(t *testing.T, g goldenFile) {
 	}
 	value := reflect.ValueOf(contents).Elem().Interface()
 
+	// A ref is shown where a file is about one: its variant (or, for an
+	// Error, its variant's suffix) says so.
+	showsRef := g.variant == "ref" || strings.HasSuffix(g.variant, "_ref") || g.base == "chat-room.SendMessage.ack" || g.base == "chat-room.Sent"
+	if (env.Ref != "") != showsRef {
+		t.Fatalf("ref %q in a file whose name says ref: %v", env.Ref, showsRef)
+	}
+
 	// Re-encoding gives the same JSON…
-	encoded := protocol.Encode(g.channel, g.typ, value)
+	encoded := protocol.EncodeReply(g.channel, env.Ref, g.typ, value)
 	if eq, err := jsonEqual(encoded, g.data); err != nil || !eq {
 		t.Fatalf("re-encoded envelope differs (err %v)\n got: %s\nwant: %s", err, encoded, compact(g.data))
 	}
@@ -248,7 +270,7 @@ func checkGolden(t *testing.T, g goldenFile) {
 
 	switch c := contents.(type) {
 	case *protocol.Error:
-		checkErrorGolden(t, g, c)
+		checkErrorGolden(t, g, env.Ref, c)
 	case *protocol.History:
 		checkHistoryGolden(t, g, c)
 	case *int:
@@ -267,8 +289,8 @@ func checkGolden(t *testing.T, g goldenFile) {
 	}
 }
 
-func checkErrorGolden(t *testing.T, g goldenFile, e *protocol.Error) {
-	if g.variant != string(e.Code) {
+func checkErrorGolden(t *testing.T, g goldenFile, ref string, e *protocol.Error) {
+	if strings.TrimSuffix(g.variant, "_ref") != string(e.Code) {
 		t.Errorf("error code %q is in a file named for variant %q", e.Code, g.variant)
 	}
 	if !slices.Contains(knownCodes, e.Code) {
@@ -281,8 +303,11 @@ func checkErrorGolden(t *testing.T, g goldenFile, e *protocol.Error) {
 	if channel == protocol.ChannelError {
 		channel = "" // what the server passes when the frame's channel is unusable
 	}
-	if eq, err := jsonEqual(protocol.EncodeError(channel, e), g.data); err != nil || !eq {
-		t.Errorf("EncodeError(%q, …) = %s, want %s", channel, protocol.EncodeError(channel, e), compact(g.data))
+	if eq, err := jsonEqual(protocol.EncodeErrorReply(channel, ref, e), g.data); err != nil || !eq {
+		t.Errorf("EncodeErrorReply(%q, %q, …) = %s, want %s", channel, ref, protocol.EncodeErrorReply(channel, ref, e), compact(g.data))
+	}
+	if e.Room != "" && ref == "" {
+		t.Errorf("an Error names room %q without a ref: clients sending no ref must see today's frames", e.Room)
 	}
 }
 

@@ -19,9 +19,13 @@ const (
 	TypeJoinedRoom  = "JoinedRoom"  // server: JoinedRoom
 	TypeLeftRoom    = "LeftRoom"    // server: RoomUser
 	TypeNewMessage  = "NewMessage"  // server: RoomMessage
+	TypeGetMembers  = "GetMembers"  // client: GetMembers
+	TypeMembers     = "Members"     // server: Members
+	TypeSent        = "Sent"        // server: Sent (SendMessage with ack)
 	// chat and chat-room
 	TypeGetHistory = "GetHistory" // client: GetHistory
 	TypeHistory    = "History"    // server: History
+	TypeGap        = "Gap"        // server: Gap
 	// ping
 	TypePing = "Ping" // server: the ping number
 	// session
@@ -58,16 +62,49 @@ type JoinRoom struct {
 	Since string `json:"since,omitempty"`
 }
 
-// SendMessage posts text to a joined room.
+// SendMessage posts text to a joined room. With Ack, a successful send is
+// answered with Sent (match it by the envelope's ref); without, only a
+// failure is answered.
 type SendMessage struct {
 	Room    string `json:"room"`
 	Message string `json:"message"`
+	Ack     bool   `json:"ack,omitempty"`
 }
 
-// MemberList lists the users in a room, each once, sorted.
+// Sent acknowledges a SendMessage that asked for it, with the id the
+// message was stored under ("" when the server keeps no history).
+type Sent struct {
+	Room string `json:"room"`
+	ID   string `json:"id,omitempty"`
+}
+
+// MemberList lists the users in a room, each once, sorted. In a large room
+// (LARGE_ROOM members or more) it lists only the first names: Truncated is
+// true, Count is how many users the room has, and GetMembers pages
+// through the rest.
 type MemberList struct {
+	Room      string   `json:"room"`
+	Users     []string `json:"users"`
+	Count     int      `json:"count,omitempty"`
+	Truncated bool     `json:"truncated,omitempty"`
+}
+
+// GetMembers asks for a page of a joined room's users, in name order,
+// after the name After ("" for the first page). Limit defaults to and is
+// capped by the server's page size.
+type GetMembers struct {
+	Room  string `json:"room"`
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// Members answers GetMembers: Users in name order, Count users in the room
+// in all, and Next, the After of the next page ("" on the last page).
+type Members struct {
 	Room  string   `json:"room"`
 	Users []string `json:"users"`
+	Count int      `json:"count"`
+	Next  string   `json:"next,omitempty"`
 }
 
 // JoinedRoom announces a user joining a room. Recovered is set only on the
@@ -112,6 +149,16 @@ type History struct {
 	Room     string            `json:"room,omitempty"`
 	Messages []json.RawMessage `json:"messages"`
 	Complete bool              `json:"complete"`
+}
+
+// Gap tells a client that messages of a room (chat-room) or of the chat
+// (chat, Room empty) may have been lost after the id After ("" when the
+// client had received none): the node lost its link to the broker for
+// longer than it could bridge. The connection stays up; the client
+// re-fetches what it missed with GetHistory since After.
+type Gap struct {
+	Room  string `json:"room,omitempty"`
+	After string `json:"after"`
 }
 
 // Authenticate presents a ticket as the first frame.

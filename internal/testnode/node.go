@@ -72,9 +72,7 @@ func Start(t testing.TB, cfg config.Config, b ClosingBroker) *Node {
 // StartMemory runs a node on a fresh in-memory broker.
 func StartMemory(t testing.TB, cfg config.Config) *Node {
 	t.Helper()
-	return Start(t, cfg, broker.NewMemory(broker.Options{
-		HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL,
-	}))
+	return Start(t, cfg, broker.NewMemory(node.BrokerOptions(cfg)))
 }
 
 // Stop shuts the node down gracefully and closes it (and its broker); it returns
@@ -142,7 +140,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func StartRedis(t testing.TB, cfg config.Config) *Node {
 	t.Helper()
 	b, err := broker.NewRedis(broker.RedisOptions{
-		Options:      broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL},
+		Options:      node.BrokerOptions(cfg),
 		URL:          cfg.RedisURL,
 		ClusterAddrs: cfg.RedisClusterAddrs,
 		Prefix:       cfg.RedisPrefix,

@@ -1,0 +1,62 @@
+package channels
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/protocol"
+)
+
+// announcement is the publication telling a room that user joined or
+// left. It names the user (About) so that a joiner of the same user can
+// drop it unread (see Hub.Drain). The broker publishes it only while the
+// room is smaller than LARGE_ROOM.
+func announcement(typ, room, user string) []byte {
+	p := protocol.NewPublication(protocol.ChannelChatRoom, typ, protocol.RoomUser{Room: room, User: user})
+	p.About = user
+	return p.Marshal()
+}
+
+// removePresence takes c out of room's presence; if it was the user's last
+// connection there, the broker tells the room (LeftRoom) in the same step.
+// A failure is logged: the entry then expires and is swept, and announced
+// as gone by whichever node sweeps it.
+func (cr *ChatRoom) removePresence(ctx context.Context, c Client, room string) {
+	left := announcement(protocol.TypeLeftRoom, room, c.User())
+	if _, err := cr.broker.RemovePresence(ctx, RoomTopic(room), c.User(), c.ID(), left); err != nil {
+		cr.log.Warn("presence not removed; it will expire", "room", room, "user", c.User(), "err", err)
+	}
+}
+
+// SweepExpired runs until ctx ends, every interval telling the rooms this
+// node has members in about users whose presence expired (their node
+// crashed): they get the LeftRoom a graceful disconnect would have sent.
+// Whichever node sweeps a room first announces each such user, once.
+func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cr.sweep(ctx)
+		}
+	}
+}
+
+func (cr *ChatRoom) sweep(ctx context.Context) {
+	for _, topic := range cr.hub.Topics(roomTopicPrefix) {
+		room := roomOf(topic)
+		left := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, room)
+		gone, err := cr.broker.SweepPresence(ctx, topic, broker.UserTemplate{Head: left.Head, Middle: left.Middle, Tail: left.Tail})
+		if err != nil {
+			cr.log.Debug("presence sweep failed", "room", room, "err", err)
+			continue
+		}
+		for _, user := range gone {
+			cr.log.Info("member expired; told the room it left", "room", room, "user", user)
+		}
+	}
+}
