@@ -234,7 +234,7 @@ func (r *runner) collect(ctx context.Context) error {
 	res.Disconnects, res.DisconnectN = f.disconnects.String(), f.disconnects.total()
 	res.ErrFrames, res.ErrFrameN = f.errFrames.String(), f.errFrames.total()
 	for _, n := range r.nodes {
-		res.NodeDied = res.NodeDied || !n.alive()
+		res.NodeDied = res.NodeDied || !n.Alive()
 	}
 	res.Logs = mergeLogs(r.nodes)
 	return nil
@@ -315,8 +315,8 @@ type sample struct {
 func snapshot(ctx context.Context, nodes []*node, rc *redis.Client) (s sample, err error) {
 	s.at = time.Now()
 	for _, n := range nodes {
-		if !n.alive() {
-			return s, fmt.Errorf("%w: node %s (%s); it logged:\n%s", errNodeDied, n.Addr, n.exitStatus(), n.logs.tail())
+		if !n.Alive() {
+			return s, fmt.Errorf("%w: node %s (%s); it logged:\n%s", errNodeDied, n.Addr, n.ExitStatus(), n.logs.tail())
 		}
 	}
 	if s.nodeCPU, err = nodesCPU(nodes); err != nil {
