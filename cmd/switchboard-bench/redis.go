@@ -41,4 +41,3 @@ func parseRedisStats(info string) (redisStats, error) {
 	}
 	return redisStats{CPU: sys + user, UsedMemory: mem, Version: f["redis_version"]}, nil
 }
-

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 const (
@@ -116,15 +118,10 @@ func (c *Cluster) Stop() error {
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterReadyTimeout)
 	defer cancel()
-	var last error
-	for {
-		if last = c.ready(); last == nil {
-			return nil
-		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("cluster %v not ready: %w (%w)", c.Addrs(), last, err)
-		}
+	if err := wait.Until(ctx, 100*time.Millisecond, c.ready); err != nil {
+		return fmt.Errorf("cluster %v not ready: %w", c.Addrs(), err)
 	}
+	return nil
 }
 
 func (c *Cluster) ready() error {

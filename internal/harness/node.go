@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // NodePackage is the import path of the switchboard command.
@@ -186,24 +188,23 @@ func (n *Node) Terminate(grace time.Duration) error {
 // WaitReady polls /readyz until it answers 200, the node exits or ctx
 // ends.
 func (n *Node) WaitReady(ctx context.Context) error {
-	for {
+	return wait.Until(ctx, 50*time.Millisecond, func() error {
+		if !n.Alive() {
+			return wait.Abort(errors.New("node exited before ready"))
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/readyz", nil)
+		if err != nil {
+			return wait.Abort(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /readyz: %s", resp.Status)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s not ready: %w", n.Addr, ctx.Err())
-		case <-n.proc.done:
-			return errors.New("node exited before ready")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // child is one run of a process started by the harness. Its process is
@@ -112,18 +115,16 @@ func FreePort(withBus bool) (int, error) {
 
 // waitPortClosed waits until connecting to addr is refused.
 func waitPortClosed(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return wait.Until(ctx, 20*time.Millisecond, func() error {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return nil
 		}
 		_ = conn.Close()
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still accepts connections after the server exited", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%s still accepts connections after the server exited", addr)
+	})
 }
 
 // outputBuffer keeps the last max bytes written to it (all of it when max

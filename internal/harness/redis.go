@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // InstallHint says how to get redis-server; errors about a missing
@@ -180,7 +182,7 @@ func (r *Redis) Restart(ctx context.Context) error {
 		if !errors.Is(err, errPortTaken) || time.Now().After(deadline) {
 			return fmt.Errorf("restarting redis-server on %s: %w\noutput:\n%s", r.Addr(), err, r.out.String())
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -219,32 +221,31 @@ func (r *Redis) launch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(redisStartTimeout)
-	for {
+	wctx, cancel := context.WithTimeout(ctx, redisStartTimeout)
+	defer cancel()
+	err = wait.Until(wctx, 20*time.Millisecond, func() error {
 		if p.exited() {
 			if strings.Contains(r.out.From(outStart), "Address already in use") {
-				return fmt.Errorf("%w: port %d: redis-server exited: %v", errPortTaken, r.port, p.err)
+				return wait.Abort(fmt.Errorf("%w: port %d: redis-server exited: %v", errPortTaken, r.port, p.err))
 			}
-			return fmt.Errorf("redis-server exited during startup: %v", p.err)
+			return wait.Abort(fmt.Errorf("redis-server exited during startup: %v", p.err))
 		}
-		if pid, err := serverPID(r.Addr()); err == nil {
-			if pid == cmd.Process.Pid {
-				r.proc = p
-				return nil
-			}
+		pid, err := serverPID(r.Addr())
+		switch {
+		case err != nil:
+			return err
+		case pid != cmd.Process.Pid:
 			// Another redis-server won the race for this port.
-			p.stop(syscall.SIGKILL, 0)
-			return fmt.Errorf("%w: port %d is served by pid %d", errPortTaken, r.port, pid)
+			return wait.Abort(fmt.Errorf("%w: port %d is served by pid %d", errPortTaken, r.port, pid))
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			p.stop(syscall.SIGKILL, 0)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("redis-server on %s did not answer within %v", r.Addr(), redisStartTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		p.stop(syscall.SIGKILL, 0)
+		return fmt.Errorf("redis-server on %s: %w", r.Addr(), err)
 	}
+	r.proc = p
+	return nil
 }
 
 // stop sends sig to the server (SIGKILL after the grace period), waits
@@ -260,16 +261,4 @@ func (r *Redis) stop(sig syscall.Signal) error {
 	r.proc = nil
 	p.stop(sig, redisStopGrace)
 	return waitPortClosed(r.Addr(), 5*time.Second)
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
