@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -172,5 +173,33 @@ func TestDisconnectCause(t *testing.T) {
 		if got := disconnectCause(tt.err); got != tt.want {
 			t.Errorf("disconnectCause(%v) = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestDrain(t *testing.T) {
+	tests := []struct {
+		name      string
+		delivered int64 // of 4 expected
+		quiet     time.Duration
+		limit     time.Duration
+		atLeast   time.Duration
+		atMost    time.Duration
+	}{
+		{name: "everything arrived", delivered: 4, quiet: time.Hour, limit: time.Hour, atMost: time.Second},
+		{name: "deliveries stopped", delivered: 2, quiet: 50 * time.Millisecond, limit: time.Hour, atLeast: 50 * time.Millisecond, atMost: 10 * time.Second},
+		{name: "limit", delivered: 2, quiet: time.Hour, limit: 50 * time.Millisecond, atLeast: 50 * time.Millisecond, atMost: 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(loadPlan{Clients: 2, Rooms: 1, Publishers: 1, Rate: 10, Span: time.Second})
+			f.members = []int{2}
+			f.sent[0][0].Store(true)
+			f.sent[0][1].Store(true)
+			f.delivered.Store(tt.delivered)
+			took := f.drain(context.Background(), tt.quiet, tt.limit)
+			if took < tt.atLeast || took > tt.atMost {
+				t.Errorf("drain took %v, want between %v and %v", took, tt.atLeast, tt.atMost)
+			}
+		})
 	}
 }
