@@ -25,6 +25,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard/switchboard/internal/testnode"
+	"github.com/switchboard/switchboard/internal/wait"
 	"github.com/switchboard/switchboard/internal/wstest"
 	"github.com/switchboard/switchboard/protocol"
 )
@@ -297,7 +298,11 @@ func TestAuthenticatedConnectionOutlivesAuthTimeout(t *testing.T) {
 		t.Run(path.name, func(t *testing.T) {
 			c := path.dial(t, n, hsTicket(t, "alice"))
 			expectAuthenticated(t, c, "alice")
-			time.Sleep(3 * timeout)
+			// A connection dialled after c that never authenticates: once
+			// the server has closed it for the timeout, c's own deadline,
+			// earlier, has passed too.
+			late := wstest.Dial(t, n.WS())
+			expectClosed(t, late, websocket.StatusPolicyViolation, "authentication timeout")
 			expectWorks(t, c)
 		})
 	}
@@ -325,7 +330,9 @@ func TestUnauthenticatedFrames(t *testing.T) {
 		c.ExpectError(protocol.ChannelError, protocol.CodeInvalidJSON)
 		c.SendRaw(`{"channel":"session","message":{"type":"Authenticate","contents":"token"}}`)
 		c.ExpectError(protocol.ChannelSession, protocol.CodeInvalidContents)
-		c.ExpectNothing(timeout / 3)
+		// Part of the deadline passes. The strict ExpectError below is the
+		// barrier that shows nothing else was sent meanwhile.
+		time.Sleep(timeout / 3)
 		c.Send(protocol.ChannelChat, protocol.TypeSubmitMessage, "still refused")
 		c.ExpectError(protocol.ChannelChat, protocol.CodeUnauthenticated)
 		expectClosed(t, c, websocket.StatusPolicyViolation, "authentication timeout")
@@ -383,7 +390,7 @@ func TestTicketCheckUnavailable(t *testing.T) {
 		expectClosed(t, path.dial(t, n, token), websocket.StatusTryAgainLater, "cannot check ticket now, try again")
 	}
 	srv.Restart(t)
-	eventually(t, "ready once Redis is back", func() bool {
+	wait.For(t, converge, "ready once Redis is back", func() bool {
 		status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
 		return status == http.StatusOK
 	})
@@ -687,8 +694,8 @@ func TestMessageToUserAcrossNodes(t *testing.T) {
 		for _, c := range []*wstest.Client{u1, u2, u3} {
 			expectInbox(t, c, "hi there", "greeting")
 		}
-		other.ExpectNothing(quiet)
-		anon.ExpectNothing(quiet)
+		other.Barrier()
+		anon.Barrier()
 
 		expectNodes(t, ns[1], `{"username":"test-user","content":"untyped"}`, "", 2)
 		for _, c := range []*wstest.Client{u1, u2, u3} {
@@ -711,14 +718,14 @@ func TestMessageToUserAcrossNodes(t *testing.T) {
 			}
 		}
 		for _, c := range everyone {
-			c.ExpectNothing(quiet)
+			c.Barrier()
 		}
 
 		// Once node two holds no socket of the user, only node one is
 		// reached.
 		u2.Close()
 		u3.Close()
-		eventually(t, "node two unsubscribes the user", func() bool {
+		wait.For(t, converge, "node two unsubscribes the user", func() bool {
 			status, resp := postMessage(t, ns[1], hi, "")
 			return status == http.StatusAccepted && strings.TrimSpace(resp) == `{"nodes":1}`
 		})
@@ -739,12 +746,12 @@ func TestMessageToUserAcrossNodes(t *testing.T) {
 			}
 		}
 		for _, c := range []*wstest.Client{u1, u2, other} {
-			c.ExpectNothing(quiet)
+			c.Barrier()
 		}
 		expectNodes(t, ns[1], hi, authBearer, 2)
 		expectInbox(t, u1, "hi there", "greeting")
 		expectInbox(t, u2, "hi there", "greeting")
-		other.ExpectNothing(quiet)
+		other.Barrier()
 		expectNodes(t, ns[0], `{"username":"nobody","content":"x"}`, authBearer, 0)
 		if status, resp := postMessage(t, ns[0], `{"username":"test-user"}`, authBearer); status != http.StatusBadRequest {
 			t.Errorf("POST /message without content = %d %s, want 400", status, resp)

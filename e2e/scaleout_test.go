@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/testnode"
 	"github.com/switchboard/switchboard/internal/testredis"
+	"github.com/switchboard/switchboard/internal/wait"
 	"github.com/switchboard/switchboard/internal/wstest"
 	"github.com/switchboard/switchboard/protocol"
 )
@@ -87,18 +88,9 @@ func (d deployment) subscribers(t *testing.T, prefix, topic string) int64 {
 	return master.PubSubShardNumSub(ctx, ch).Val()[ch]
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-const quiet = 200 * time.Millisecond
+// converge bounds how long a test waits, polling with wait.For, for
+// nodes and Redis to reach a state (subscriptions, readiness, presence).
+const converge = 15 * time.Second
 
 // TestScaleOut runs the original prototype's two-server walk-through on a
 // single Redis and on a Redis Cluster.
@@ -160,8 +152,9 @@ func testRoomsAcrossNodes(t *testing.T, d deployment) {
 	}
 	alice.Say("#haskell", "Monad monoid category whatever")
 	alice.ExpectRoomMessage("#haskell", "alice", "Monad monoid category whatever")
-	bob.ExpectNothing(quiet)
 
+	// bob is no member: his join's strict replies below would fail on a
+	// NewMessage that reached him first.
 	bob.Join("#haskell", "bob", "alice", "bob")
 	alice.ExpectRoomUser("JoinedRoom", "#haskell", "bob")
 	if got := subs(); got != 2 {
@@ -188,12 +181,12 @@ func testRoomsAcrossNodes(t *testing.T, d deployment) {
 	}
 	carol.Close()
 	bob.ExpectRoomUser("LeftRoom", "#haskell", "carol")
-	eventually(t, "node one unsubscribes when its last member leaves", func() bool { return subs() == 1 })
+	wait.For(t, converge, "node one unsubscribes when its last member leaves", func() bool { return subs() == 1 })
 
 	alice.Say("#haskell", "not a member")
 	alice.ExpectError("chat-room", protocol.CodeNotMember)
 	bob.Close()
-	eventually(t, "no node subscribed once the room is empty", func() bool { return subs() == 0 })
+	wait.For(t, converge, "no node subscribed once the room is empty", func() bool { return subs() == 0 })
 }
 
 // testJoinSeesNextMessage guards against the original prototype's race: a
@@ -236,12 +229,18 @@ func TestMemberListsAcrossNodes(t *testing.T) {
 	bob := wstest.Open(t, ns[1].WS()+"?user=bob")
 	a1.Join("#m", "alice", "alice")
 	a2.Join("#m", "alice", "alice") // a second tab, on another node: no new member
-	a1.ExpectNothing(quiet)
+	// a1's next frame must be bob's JoinedRoom, not a second one of alice.
 	bob.Join("#m", "bob", "alice", "bob")
 	a1.ExpectRoomUser("JoinedRoom", "#m", "bob")
 	a2.ExpectRoomUser("JoinedRoom", "#m", "bob")
 	a1.Close()
-	bob.ExpectNothing(quiet) // alice still has a tab in the room
+	// Once node one has finished with a1 (its leave is published by then),
+	// a message from a2 is bob's next frame: no LeftRoom, since alice
+	// still has a tab in the room.
+	wait.For(t, wstest.Timeout, "node one closes a1", func() bool { return ns[0].Server.Connections() == 0 })
+	a2.Say("#m", "still here")
+	bob.ExpectRoomMessage("#m", "alice", "still here")
+	a2.ExpectRoomMessage("#m", "alice", "still here")
 	a2.Close()
 	bob.ExpectRoomUser("LeftRoom", "#m", "alice")
 	late := wstest.Open(t, ns[0].WS()+"?user=carol")
@@ -269,10 +268,10 @@ func TestCrashedNodeMembersExpire(t *testing.T) {
 
 	killed := time.Now()
 	victim.Kill()
-	eventually(t, "the crashed node's subscription is gone", func() bool { return d.subscribers(t, prefix, "room:#c") == 1 })
+	wait.For(t, converge, "the crashed node's subscription is gone", func() bool { return d.subscribers(t, prefix, "room:#c") == 1 })
 	// The survivor's sweep tells the room, as a graceful disconnect would.
 	alive.ExpectRoomUser("LeftRoom", "#c", "ghost")
-	eventually(t, "the crashed node's member expires", func() bool {
+	wait.For(t, converge, "the crashed node's member expires", func() bool {
 		c := wstest.Open(t, survivor.WS()+"?user=probe")
 		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#c"})
 		var list protocol.MemberList
@@ -300,7 +299,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	alice.Send("chat", "SubmitMessage", "void")
 	alice.ExpectError("chat", protocol.CodeUnavailable)
 	for _, n := range ns {
-		eventually(t, "readyz reports not ready", func() bool {
+		wait.For(t, converge, "readyz reports not ready", func() bool {
 			status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
 			return status == http.StatusServiceUnavailable
 		})
@@ -308,7 +307,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 
 	srv.Restart(t)
 	for _, n := range ns {
-		eventually(t, "readyz reports ready again", func() bool {
+		wait.For(t, converge, "readyz reports ready again", func() bool {
 			status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
 			return status == http.StatusOK
 		})
@@ -319,7 +318,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	bob.Send("chat", "SubmitMessage", "chat is back")
 	alice.WaitFor("chat", "NewMessageReceived")
 	// Presence lost with Redis's memory comes back with the next heartbeat.
-	eventually(t, "presence restored", func() bool {
+	wait.For(t, converge, "presence restored", func() bool {
 		c := wstest.Open(t, ns[0].WS()+"?user=probe")
 		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#r"})
 		var list protocol.MemberList
@@ -342,7 +341,7 @@ func TestNodeStartsWithoutRedis(t *testing.T) {
 		t.Fatalf("healthz = %d: the process is alive", status)
 	}
 	srv.Restart(t)
-	eventually(t, "ready once Redis is up", func() bool {
+	wait.For(t, converge, "ready once Redis is up", func() bool {
 		status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
 		return status == http.StatusOK
 	})
@@ -396,11 +395,14 @@ func TestFailedJoinLeavesNoSubscription(t *testing.T) {
 	}
 	c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#never"})
 	c.ExpectError("chat-room", protocol.CodeUnavailable)
-	eventually(t, "Redis answers again and the node is ready", func() bool {
+	wait.For(t, converge, "Redis answers again and the node is ready", func() bool {
 		status, _ := n.Do(t, http.MethodGet, "/readyz", "", nil)
 		return status == http.StatusOK
 	})
-	time.Sleep(quiet) // give a stray subscription time to show up
+	// A stray subscription would be a SUBSCRIBE the node sent during the
+	// pause. A join is answered only once Redis confirmed its own
+	// SUBSCRIBE, sent after it: past this barrier the stray one shows.
+	c.Join("#barrier", "u", "u")
 	if got := d.subscribers(t, prefix, "room:#never"); got != 0 {
 		t.Fatalf("%d subscriptions to a room nobody joined", got)
 	}

@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/wait"
 	"github.com/switchboard/switchboard/internal/wstest"
 	"github.com/switchboard/switchboard/protocol"
 )
@@ -34,8 +37,9 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	}
 	// The closed connection is counted once its goroutine has finished,
 	// which may be just after the client saw the close frame.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := wait.Until(ctx, wait.Interval, func() error {
 		status, body := n.Do(t, http.MethodGet, "/metrics", "", nil)
 		if status != http.StatusOK {
 			t.Fatalf("GET /metrics = %d", status)
@@ -46,13 +50,13 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 				missing = append(missing, want)
 			}
 		}
-		if len(missing) == 0 {
-			return
+		if len(missing) > 0 {
+			return fmt.Errorf("metrics lack %q", missing)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack %q", missing)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

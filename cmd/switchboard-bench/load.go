@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard/switchboard/internal/wait"
 	"github.com/switchboard/switchboard/protocol"
 )
 
@@ -383,20 +384,27 @@ func (f *fleet) drain(ctx context.Context, quiet, limit time.Duration) time.Dura
 	start := time.Now()
 	want := f.expected()
 	last, lastChange := f.delivered.Load(), time.Now()
-	for time.Since(start) < limit && ctx.Err() == nil {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	// The error only says the limit (or ctx) ended the wait: either way
+	// the tally reports what arrived.
+	_ = wait.Until(ctx, 20*time.Millisecond, func() error {
 		got := f.delivered.Load()
-		if got >= want {
-			break
-		}
-		if got != last {
+		switch {
+		case got >= want:
+			return nil
+		case got != last:
 			last, lastChange = got, time.Now()
-		} else if time.Since(lastChange) >= quiet {
-			break
+		case time.Since(lastChange) >= quiet:
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return errDraining
+	})
 	return time.Since(start)
 }
+
+// errDraining is drain's condition while deliveries still come.
+var errDraining = errors.New("deliveries still arriving")
 
 // counter counts occurrences by key; it is safe for concurrent use.
 type counter struct {

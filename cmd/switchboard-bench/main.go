@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/harness"
 )
 
 // options are the command-line flags.
@@ -179,7 +181,7 @@ func bench(ctx context.Context, o options, fdLimit uint64) ([]result, machine, e
 	e := env{bin: o.bin, apiKey: randomKey()}
 	if e.bin == "" {
 		progress("building switchboard…")
-		if e.bin, err = buildNode(ctx, tmp); err != nil {
+		if e.bin, err = harness.BuildNode(ctx, tmp, false); err != nil {
 			return nil, m, err
 		}
 	}
@@ -187,12 +189,16 @@ func bench(ctx context.Context, o options, fdLimit uint64) ([]result, machine, e
 		e.redisURL = o.redisURL
 		if e.redisURL == "" {
 			progress("starting redis-server…")
-			rs, err := startRedis(ctx, tmp)
+			rs, err := harness.StartRedis(ctx, harness.RedisOptions{Dir: tmp})
 			if err != nil {
-				return nil, m, err
+				return nil, m, fmt.Errorf("%w (or pass -redis-url, or use -broker memory)", err)
 			}
-			defer rs.stop()
-			e.redisURL = rs.URL
+			defer func() {
+				if err := rs.Stop(); err != nil {
+					progress("stopping redis-server: %v", err)
+				}
+			}()
+			e.redisURL = rs.URL()
 		} else {
 			m.RedisShared, e.redisShared = true, true
 		}

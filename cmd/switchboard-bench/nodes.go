@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/config"
+	"github.com/switchboard/switchboard/internal/harness"
 )
 
 // Timings of child processes.
@@ -41,23 +38,6 @@ func raiseFileLimit() (uint64, error) {
 	return lim.Cur, nil
 }
 
-// childAttr puts a child in its own process group, so that a Ctrl-C in
-// the terminal reaches only the bench, which then stops its children in
-// order; and has the kernel SIGKILL the child if the bench dies first.
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
-
-// buildNode compiles the switchboard binary into dir, without -race.
-func buildNode(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "switchboard")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/switchboard/switchboard/cmd/switchboard")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
 // nodeEnv is the environment of a node: the bench's own environment
 // without any Switchboard setting (so that, say, a JWT_SECRET exported in
 // the shell cannot change what is measured), then settings.
@@ -78,10 +58,8 @@ func nodeEnv(settings []string) []string {
 
 // node is one switchboard process.
 type node struct {
-	Addr   string // host:port it listens on
+	*harness.Node
 	apiKey string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been reaped
 	logs   *logTally
 }
 
@@ -89,106 +67,28 @@ type node struct {
 // log record and for /readyz, and returns the running node. The node's
 // stderr is parsed as JSON log records into its logTally.
 func startNode(ctx context.Context, bin string, env []string, apiKey string) (*node, error) {
-	cmd := exec.Command(bin)
-	cmd.Env = env
-	cmd.SysProcAttr = childAttr()
-	cmd.WaitDelay = time.Second
-	stderr, err := cmd.StderrPipe()
+	n := &node{apiKey: apiKey, logs: newLogTally()}
+	var err error
+	n.Node, err = harness.StartNode(ctx, bin, harness.NodeOptions{
+		Env: env, OnLine: n.logs.line, StartTimeout: startTimeout, KeepOutput: 64 << 10,
+	})
 	if err != nil {
 		return nil, err
 	}
-	n := &node{apiKey: apiKey, cmd: cmd, exited: make(chan struct{}), logs: newLogTally()}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	addr := make(chan string, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		n.logs.scan(stderr, addr)
-	}()
-	go func() { <-scanned; _ = cmd.Wait(); close(n.exited) }()
-
-	timeout := time.NewTimer(startTimeout)
-	defer timeout.Stop()
-	select {
-	case n.Addr = <-addr:
-	case <-n.exited:
-		return nil, fmt.Errorf("node exited before listening:\n%s", n.logs.tail())
-	case <-timeout.C:
+	rctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := n.WaitReady(rctx); err != nil {
 		n.stop()
-		return nil, fmt.Errorf("node not listening within %s:\n%s", startTimeout, n.logs.tail())
-	case <-ctx.Done():
-		n.stop()
-		return nil, ctx.Err()
-	}
-	if err := n.waitReady(ctx, timeout.C); err != nil {
-		n.stop()
-		return nil, err
+		return nil, fmt.Errorf("%w:\n%s", err, n.logs.tail())
 	}
 	return n, nil
 }
 
-// waitReady polls /readyz until it answers 200.
-func (n *node) waitReady(ctx context.Context, timeout <-chan time.Time) error {
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.Addr+"/readyz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.exited:
-			return fmt.Errorf("node exited before ready:\n%s", n.logs.tail())
-		case <-timeout:
-			return fmt.Errorf("node %s not ready within %s", n.Addr, startTimeout)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// WS is the node's WebSocket URL.
-func (n *node) WS() string { return "ws://" + n.Addr + "/websockets" }
-
-// Pid is the node's process id.
-func (n *node) Pid() int { return n.cmd.Process.Pid }
-
-// exitStatus describes how the process ended ("" while it runs).
-func (n *node) exitStatus() string {
-	if n.alive() {
-		return ""
-	}
-	return n.cmd.ProcessState.String()
-}
-
-// alive reports whether the process is still running.
-func (n *node) alive() bool {
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // stop ends the node with SIGTERM (a graceful shutdown), then SIGKILL if
 // it has not exited after stopGrace, and waits for it.
-func (n *node) stop() { terminate(n.cmd, n.exited) }
-
-// terminate sends cmd's process SIGTERM, then SIGKILL if it has not exited
-// (closed exited) after stopGrace, and waits for it.
-func terminate(cmd *exec.Cmd, exited <-chan struct{}) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(stopGrace):
-		_ = cmd.Process.Kill()
-		<-exited
+func (n *node) stop() {
+	if err := n.Terminate(stopGrace); err != nil {
+		progress("%v", err)
 	}
 }
 
@@ -229,27 +129,14 @@ func newLogTally() *logTally {
 	return &logTally{counts: make(map[string]int), example: make(map[string]string)}
 }
 
-// scan reads JSON log lines until r ends, sending the "listening" address
-// to addr once.
-func (t *logTally) scan(r io.Reader, addr chan<- string) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		var rec struct {
-			Level, Msg, Addr, Reason string
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			rec.Level, rec.Msg = "RAW", line
-		}
-		if rec.Msg == "listening" {
-			select {
-			case addr <- rec.Addr:
-			default:
-			}
-		}
-		t.add(rec.Level, rec.Msg, rec.Reason, line)
+// line accounts for one line the node logged: a JSON record, or RAW text
+// (a panic).
+func (t *logTally) line(b []byte) {
+	var rec struct{ Level, Msg, Reason string }
+	if err := json.Unmarshal(b, &rec); err != nil {
+		rec.Level, rec.Msg = "RAW", string(b)
 	}
+	t.add(rec.Level, rec.Msg, rec.Reason, string(b))
 }
 
 func (t *logTally) add(level, msg, reason, line string) {

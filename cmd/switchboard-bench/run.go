@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // settle is how long the bench lets nodes quiet down before sampling RSS.
@@ -112,7 +114,7 @@ type runner struct {
 
 // baseline samples the idle nodes and Redis before any client.
 func (r *runner) baseline(ctx context.Context) (err error) {
-	if err := sleep(ctx, settle); err != nil {
+	if err := wait.Sleep(ctx, settle); err != nil {
 		return err
 	}
 	if r.res.RSSBefore, err = nodesRSS(r.nodes); err != nil {
@@ -150,14 +152,14 @@ func (r *runner) connect(ctx context.Context) error {
 // idle lets the joins' broadcasts drain, then measures the cost of the
 // connected clients alone (pings, presence heartbeats) and the nodes' RSS.
 func (r *runner) idle(ctx context.Context) error {
-	if err := sleep(ctx, settle); err != nil {
+	if err := wait.Sleep(ctx, settle); err != nil {
 		return err
 	}
 	idle0, err := snapshot(ctx, r.nodes, r.e.redis)
 	if err != nil {
 		return err
 	}
-	if err := sleep(ctx, settle); err != nil {
+	if err := wait.Sleep(ctx, settle); err != nil {
 		return err
 	}
 	idle1, err := snapshot(ctx, r.nodes, r.e.redis)
@@ -178,7 +180,7 @@ func (r *runner) load(ctx context.Context) error {
 	res.Publishers = f.startPublishers(ctx)
 	progress("run %d: %d joined in %s; warming up %s, then measuring %s…",
 		r.sc.Run, res.Joined, res.ConnectTime.Round(time.Millisecond), r.sc.warmup, r.sc.duration)
-	if err := sleep(ctx, r.sc.warmup); err != nil {
+	if err := wait.Sleep(ctx, r.sc.warmup); err != nil {
 		return err
 	}
 	before, err := snapshot(ctx, r.nodes, r.e.redis)
@@ -186,7 +188,7 @@ func (r *runner) load(ctx context.Context) error {
 		return err
 	}
 	f.phase.Store(phaseMeasure)
-	if err := sleep(ctx, r.sc.duration); err != nil {
+	if err := wait.Sleep(ctx, r.sc.duration); err != nil {
 		return err
 	}
 	f.phase.Store(phaseStop)
@@ -234,7 +236,7 @@ func (r *runner) collect(ctx context.Context) error {
 	res.Disconnects, res.DisconnectN = f.disconnects.String(), f.disconnects.total()
 	res.ErrFrames, res.ErrFrameN = f.errFrames.String(), f.errFrames.total()
 	for _, n := range r.nodes {
-		res.NodeDied = res.NodeDied || !n.alive()
+		res.NodeDied = res.NodeDied || !n.Alive()
 	}
 	res.Logs = mergeLogs(r.nodes)
 	return nil
@@ -315,8 +317,8 @@ type sample struct {
 func snapshot(ctx context.Context, nodes []*node, rc *redis.Client) (s sample, err error) {
 	s.at = time.Now()
 	for _, n := range nodes {
-		if !n.alive() {
-			return s, fmt.Errorf("%w: node %s (%s); it logged:\n%s", errNodeDied, n.Addr, n.exitStatus(), n.logs.tail())
+		if !n.Alive() {
+			return s, fmt.Errorf("%w: node %s (%s); it logged:\n%s", errNodeDied, n.Addr, n.ExitStatus(), n.logs.tail())
 		}
 	}
 	if s.nodeCPU, err = nodesCPU(nodes); err != nil {
@@ -355,18 +357,6 @@ func meanOp(before, after promSample, op string) time.Duration {
 		return 0
 	}
 	return time.Duration(sum / n * float64(time.Second))
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func onOff(b bool) string {

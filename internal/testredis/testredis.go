@@ -1,20 +1,15 @@
 // Package testredis starts throwaway real redis-server processes, single
-// servers and small clusters, on free loopback ports for Go tests.
+// servers and small clusters, on free loopback ports for Go tests. It is
+// a thin testing.TB layer over internal/harness: each helper fails the
+// test on error and stops what it started when the test ends.
 package testredis
 
 import (
-	"errors"
-	"fmt"
-	"net"
+	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/switchboard/switchboard/internal/harness"
 )
 
 // SkipEnv is the environment variable that, when set to "1", makes tests
@@ -22,64 +17,12 @@ import (
 // so that a missing Redis fails the build.
 const SkipEnv = "SWITCHBOARD_SKIP_REDIS"
 
-const installHint = "install it with `apt-get install redis-server` (make test does this)"
-
-const (
-	startTimeout   = 10 * time.Second // until a new server answers PING
-	restartTimeout = 10 * time.Second // retrying to bind the old port
-	stopGrace      = 5 * time.Second  // between SIGTERM and SIGKILL
-	portAttempts   = 5                // fresh ports tried by Start
-)
-
-// Binary returns the path of the redis-server executable: $REDIS_SERVER_BIN
-// if set, else redis-server from $PATH, else the usual Debian locations.
-func Binary() (string, error) {
-	return findBinary("redis-server", "REDIS_SERVER_BIN")
-}
-
-// cliBinary returns the path of redis-cli: $REDIS_CLI_BIN if set, else the
-// redis-cli next to redis-server, else $PATH and the usual locations.
-func cliBinary() (string, error) {
-	if os.Getenv("REDIS_CLI_BIN") == "" {
-		if server, err := Binary(); err == nil {
-			sibling := filepath.Join(filepath.Dir(server), "redis-cli")
-			if isExecutable(sibling) {
-				return sibling, nil
-			}
-		}
-	}
-	return findBinary("redis-cli", "REDIS_CLI_BIN")
-}
-
-func findBinary(name, envVar string) (string, error) {
-	if p := os.Getenv(envVar); p != "" {
-		if !isExecutable(p) {
-			return "", fmt.Errorf("%s not found: %s=%q is not an executable file; %s", name, envVar, p, installHint)
-		}
-		return p, nil
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found: %s", name, installHint)
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
 // Require returns the path of redis-server. If it is missing, Require skips
 // the test when $SWITCHBOARD_SKIP_REDIS is "1" and fails it otherwise, with
 // a message saying how to install Redis.
 func Require(t testing.TB) string {
 	t.Helper()
-	return requireBinary(t, Binary)
+	return requireBinary(t, harness.RedisBinary)
 }
 
 func requireBinary(t testing.TB, find func() (string, error)) string {
@@ -97,21 +40,7 @@ func requireBinary(t testing.TB, find func() (string, error)) string {
 // Server is one redis-server process listening on 127.0.0.1. It keeps its
 // port across Stop and Restart. Its methods are safe for concurrent use.
 type Server struct {
-	bin  string
-	dir  string
-	args []string // extra redis-server arguments
-	port int
-	out  *syncBuffer // stdout and stderr of every run
-
-	mu   sync.Mutex
-	proc *process // nil while stopped
-}
-
-// process is one run of redis-server.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and been reaped
-	err  error         // result of cmd.Wait, set before done is closed
+	*harness.Redis
 }
 
 // Start starts a redis-server on a free 127.0.0.1 port without persistence,
@@ -121,57 +50,25 @@ type process struct {
 // test and its subtests finish.
 func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
-	return start(t, t.TempDir(), extraArgs, false)
-}
-
-// start is Start with a given working directory; clusterBus also reserves
-// port+10000 for the cluster bus.
-func start(t testing.TB, dir string, extraArgs []string, clusterBus bool) *Server {
-	t.Helper()
-	s := &Server{
-		bin:  Require(t),
-		dir:  dir,
-		args: extraArgs,
-		out:  &syncBuffer{},
+	Require(t)
+	r, err := harness.StartRedis(context.Background(), harness.RedisOptions{Dir: t.TempDir(), Args: extraArgs})
+	if err != nil {
+		t.Fatalf("testredis: %v", err)
 	}
-	// Registered before the first launch so a failed start still cleans up.
-	t.Cleanup(func() {
-		if err := s.stop(syscall.SIGTERM); err != nil {
-			t.Errorf("testredis: stopping %s: %v", s.Addr(), err)
-		}
-		if t.Failed() {
-			t.Logf("redis-server %s output:\n%s", s.Addr(), s.out.String())
-		}
-	})
+	s := &Server{r}
+	t.Cleanup(func() { s.cleanup(t) })
+	return s
+}
 
-	var errs []error
-	for range portAttempts {
-		port, err := freePort(clusterBus)
-		if err != nil {
-			t.Fatalf("testredis: finding a free port: %v", err)
-		}
-		s.port = port
-		err = s.launch()
-		if err == nil {
-			return s
-		}
-		errs = append(errs, err)
-		if !errors.Is(err, errPortTaken) {
-			break
-		}
+// cleanup stops s at the end of a test, showing its output if the test
+// failed.
+func (s *Server) cleanup(t testing.TB) {
+	if err := s.Redis.Stop(); err != nil {
+		t.Errorf("testredis: stopping %s: %v", s.Addr(), err)
 	}
-	t.Fatalf("testredis: starting redis-server: %v\noutput:\n%s", errors.Join(errs...), s.out.String())
-	return nil
-}
-
-// Addr returns the server's address, "127.0.0.1:port".
-func (s *Server) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-}
-
-// URL returns a redis:// URL for database 0 of the server.
-func (s *Server) URL() string {
-	return "redis://" + s.Addr() + "/0"
+	if t.Failed() {
+		t.Logf("redis-server %s output:\n%s", s.Addr(), s.Output())
+	}
 }
 
 // Stop terminates the server with SIGTERM, then SIGKILL if it has not exited
@@ -179,7 +76,7 @@ func (s *Server) URL() string {
 // does nothing if the server is already stopped.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	if err := s.stop(syscall.SIGTERM); err != nil {
+	if err := s.Redis.Stop(); err != nil {
 		t.Fatalf("testredis: stopping %s: %v", s.Addr(), err)
 	}
 }
@@ -189,7 +86,7 @@ func (s *Server) Stop(t testing.TB) {
 // already stopped.
 func (s *Server) Kill(t testing.TB) {
 	t.Helper()
-	if err := s.stop(syscall.SIGKILL); err != nil {
+	if err := s.Redis.Kill(); err != nil {
 		t.Fatalf("testredis: killing %s: %v", s.Addr(), err)
 	}
 }
@@ -200,203 +97,54 @@ func (s *Server) Kill(t testing.TB) {
 // persistence is off; a cluster node rejoins its cluster from its nodes file.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	if err := s.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("testredis: stopping %s: %v", s.Addr(), err)
-	}
-	deadline := time.Now().Add(restartTimeout)
-	for {
-		fmt.Fprintf(s.out, "--- testredis: restarting on port %d ---\n", s.port)
-		err := s.launch()
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, errPortTaken) || time.Now().After(deadline) {
-			t.Fatalf("testredis: restarting redis-server on %s: %v\noutput:\n%s", s.Addr(), err, s.out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := s.Redis.Restart(context.Background()); err != nil {
+		t.Fatalf("testredis: %v", err)
 	}
 }
 
-// pid returns the process id of the running server, or 0 if it is stopped.
-func (s *Server) pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return 0
-	}
-	return s.proc.cmd.Process.Pid
+// Cluster is a local Redis Cluster of masters without replicas, each a
+// redis-server on 127.0.0.1.
+type Cluster struct {
+	c     *harness.Cluster
+	nodes []*Server
 }
 
-// errPortTaken means the port could not be used, so another try may work.
-var errPortTaken = errors.New("port already in use")
-
-// launch runs redis-server on s.port and waits until it answers INFO with
-// its own process id, so a server of someone else that took the port in the
-// meantime is not mistaken for it.
-func (s *Server) launch() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc != nil {
-		return errors.New("already running")
+// StartCluster starts masters (at least 3) cluster-enabled redis-servers,
+// joins them with `redis-cli --cluster create`, and waits until every node
+// reports cluster_state:ok with all 16384 slots assigned. The nodes are
+// stopped when the test and its subtests finish.
+func StartCluster(t testing.TB, masters int) *Cluster {
+	t.Helper()
+	Require(t)
+	requireBinary(t, harness.RedisCLIBinary)
+	c, err := harness.StartCluster(context.Background(), t.TempDir(), masters)
+	if err != nil {
+		t.Fatalf("testredis: %v", err)
 	}
-
-	args := []string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--protected-mode", "no",
-		"--daemonize", "no",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--logfile", "",
+	tc := &Cluster{c: c}
+	for _, n := range c.Nodes() {
+		s := &Server{n}
+		tc.nodes = append(tc.nodes, s)
+		t.Cleanup(func() { s.cleanup(t) })
 	}
-	cmd := exec.Command(s.bin, append(args, s.args...)...)
-	cmd.Dir = s.dir
-	cmd.Stdout = s.out
-	cmd.Stderr = s.out
-	cmd.SysProcAttr = sysProcAttr()
-	// Do not hang in Wait if something inherited the output pipe.
-	cmd.WaitDelay = time.Second
-
-	outStart := s.out.Len()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-p.done:
-			if strings.Contains(s.out.From(outStart), "Address already in use") {
-				return fmt.Errorf("%w: port %d: redis-server exited: %v", errPortTaken, s.port, p.err)
-			}
-			return fmt.Errorf("redis-server exited during startup: %v", p.err)
-		default:
-		}
-		if pid, err := serverPID(s.Addr()); err == nil {
-			if pid == cmd.Process.Pid {
-				s.proc = p
-				return nil
-			}
-			// Another redis-server won the race for this port.
-			p.signal(syscall.SIGKILL)
-			<-p.done
-			return fmt.Errorf("%w: port %d is served by pid %d", errPortTaken, s.port, pid)
-		}
-		if time.Now().After(deadline) {
-			p.signal(syscall.SIGKILL)
-			<-p.done
-			return fmt.Errorf("redis-server on %s did not answer within %v", s.Addr(), startTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return tc
 }
 
-// stop sends sig to the server (SIGKILL after stopGrace), waits for it to
-// exit and for its port to close. It is a no-op if the server is stopped.
-func (s *Server) stop(sig syscall.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.proc
-	if p == nil {
-		return nil
-	}
-	s.proc = nil
-	p.signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(stopGrace):
-		p.signal(syscall.SIGKILL)
-		<-p.done
-	}
-	return waitPortClosed(s.Addr(), 5*time.Second)
+// Addrs returns the "127.0.0.1:port" addresses of the nodes.
+func (c *Cluster) Addrs() []string { return c.c.Addrs() }
+
+// Nodes returns the nodes of the cluster, in the order of Addrs, for tests
+// that stop, kill or restart one.
+func (c *Cluster) Nodes() []*Server {
+	return append([]*Server(nil), c.nodes...)
 }
 
-// signal sends sig to the process group of p unless p has already exited.
-func (p *process) signal(sig syscall.Signal) {
-	select {
-	case <-p.done:
-	default:
-		// Setpgid made the group id equal to the pid; a negative pid
-		// signals the whole group, including anything redis forked.
-		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+// WaitReady waits until every node reports cluster_state:ok again, for
+// example after one of the Nodes was restarted (it rejoins from its nodes
+// file, without its data).
+func (c *Cluster) WaitReady(t testing.TB) {
+	t.Helper()
+	if err := c.c.WaitReady(context.Background()); err != nil {
+		t.Fatalf("testredis: %v", err)
 	}
 }
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago. For a
-// cluster node it also checks the cluster bus port, port+10000.
-func freePort(withBus bool) (int, error) {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if !withBus {
-			l.Close()
-			return port, nil
-		}
-		if port+10000 > 65535 {
-			l.Close()
-			continue
-		}
-		bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		bus.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port pair found")
-}
-
-// waitPortClosed waits until connecting to addr is refused.
-func waitPortClosed(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return nil
-		}
-		conn.Close()
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still accepts connections after the server exited", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syncBuffer is an append-only output buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-// Len returns the number of bytes written so far.
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.buf)
-}
-
-// From returns what was written from offset i on.
-func (b *syncBuffer) From(i int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf[i:])
-}
-
-func (b *syncBuffer) String() string { return b.From(0) }

@@ -123,7 +123,7 @@ func TestCleanupStopsProcess(t *testing.T) {
 	var addr string
 	ok := t.Run("start", func(t *testing.T) {
 		s := Start(t)
-		pid, addr = s.pid(), s.Addr()
+		pid, addr = s.Pid(), s.Addr()
 		if pid == 0 {
 			t.Fatal("server has no pid")
 		}

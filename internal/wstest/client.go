@@ -207,7 +207,9 @@ func (c *Client) WaitFor(channel, typ string) Frame {
 	}
 }
 
-// ExpectNothing fails if a frame arrives within d.
+// ExpectNothing fails if a frame arrives within d. It can pass by luck
+// (the frame may come just after d): prefer Barrier, or a later frame the
+// client must receive, and keep it only where no such frame exists.
 func (c *Client) ExpectNothing(d time.Duration) {
 	c.t.Helper()
 	select {
@@ -252,4 +254,16 @@ func (c *Client) Close() {
 // WSURL turns an http:// base URL into the ws:// URL of /websockets.
 func WSURL(httpURL string) string {
 	return "ws" + strings.TrimPrefix(httpURL, "http") + "/websockets"
+}
+
+// Barrier sends a frame the server answers with an Error (an unknown type
+// on the ping channel) and expects that answer as the very next frame.
+// Frames are written to a client in the order they were queued, so any
+// frame queued for it before the answer would come first and fail the
+// test: a synchronised "nothing else arrived". The connection must be
+// admitted (authenticated, when the server requires it).
+func (c *Client) Barrier() {
+	c.t.Helper()
+	c.Send(protocol.ChannelPing, "Barrier", nil)
+	c.ExpectError(protocol.ChannelPing, protocol.CodeUnknownType)
 }

@@ -1,4 +1,4 @@
-package testredis
+package harness
 
 import (
 	"bufio"
@@ -62,8 +62,9 @@ func command(addr string, timeout time.Duration, args ...string) (string, error)
 	}
 }
 
-// infoFields parses an INFO-style reply ("key:value" lines) into a map.
-func infoFields(reply string) map[string]string {
+// ParseInfo parses an INFO-style reply ("key:value" lines, as INFO and
+// CLUSTER INFO return) into a map.
+func ParseInfo(reply string) map[string]string {
 	fields := make(map[string]string)
 	for _, line := range strings.Split(reply, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
@@ -79,5 +80,5 @@ func serverPID(addr string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(infoFields(reply)["process_id"])
+	return strconv.Atoi(ParseInfo(reply)["process_id"])
 }

@@ -1,12 +1,12 @@
 //go:build unix && !linux
 
-package testredis
+package harness
 
 import "syscall"
 
 // sysProcAttr puts the child in its own process group, so the whole group
 // can be signalled. Outside Linux there is no Pdeathsig, so a child of a
-// test binary that is killed outright can outlive it.
+// process that is killed outright can outlive it.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
