@@ -38,7 +38,7 @@ type messageSchema struct {
 	typ     string // message.type const
 	schema  *jsonschema.Schema
 	raw     map[string]any
-	exampls int // valid frames checked against it
+	examples int // valid frames checked against it
 }
 
 // loadSchemas compiles every message schema, keyed by file base name.
@@ -151,7 +151,7 @@ func TestFramesMatchSchemas(t *testing.T) {
 			t.Errorf("%s: no schema %s in %s", f, name, schemaDir)
 			continue
 		}
-		s.exampls++
+		s.examples++
 		t.Run("valid/"+filepath.Base(f), func(t *testing.T) {
 			if err := s.schema.Validate(decodeFrame(t, f)); err != nil {
 				t.Errorf("%s does not match %s:\n%v", f, name, err)
@@ -176,7 +176,7 @@ func TestFramesMatchSchemas(t *testing.T) {
 		})
 	}
 	for name, s := range schemas {
-		if s.exampls == 0 {
+		if s.examples == 0 {
 			t.Errorf("schema %s has no golden frame in %s and no example in %s", name, goldenFrameDir, validExamples)
 		}
 	}
@@ -370,7 +370,7 @@ func resolvePointer(v any, pointer string) any {
 }
 
 // tsDecl matches a TypeScript interface or type alias declaration.
-var tsDecl = regexp.MustCompile(`(?m)^export (interface|type) (\w+)\b`)
+var tsDecl = regexp.MustCompile(`(?m)^(?:export )?(?:declare )?(interface|type|class) (\w+)\b`)
 
 // tsBodies maps each declared TypeScript name to its source text, up to
 // the next declaration.
@@ -409,7 +409,7 @@ func TestTypeScriptMatchesSchemas(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: no TypeScript type %s", name, frameTitle)
 		} else {
-			if !strings.Contains(body, strconv.Quote(s.typ)) {
+			if !mentions(body, s.typ) {
 				t.Errorf("%s: TypeScript %s does not name type %q", name, frameTitle, s.typ)
 			}
 			channels, _ := dig(s.raw, "properties", "channel", "enum").([]any)
@@ -417,13 +417,14 @@ func TestTypeScriptMatchesSchemas(t *testing.T) {
 				channels = []any{c}
 			}
 			for _, c := range channels {
-				if !strings.Contains(body, strconv.Quote(c.(string))) {
+				if !mentions(body, c.(string)) {
 					t.Errorf("%s: TypeScript %s does not name channel %q", name, frameTitle, c)
 				}
 			}
 			_, hasRef := dig(s.raw, "properties").(map[string]any)["ref"]
-			if hasRef != strings.Contains(body, "ref?: string") {
-				t.Errorf("%s: schema allows ref: %v, TypeScript %s has ref?: string: %v", name, hasRef, frameTitle, !hasRef)
+			tsRef := strings.Contains(body, "RefEnvelope<") || strings.Contains(body, "ref?: string")
+			if hasRef != tsRef {
+				t.Errorf("%s: schema allows ref: %v, but TypeScript %s does: %v", name, hasRef, frameTitle, tsRef)
 			}
 		}
 		contents, _ := dig(s.raw, "$defs", "contents").(map[string]any)
@@ -459,6 +460,11 @@ func TestTypeScriptMatchesSchemas(t *testing.T) {
 			t.Errorf("TypeScript %s has no schema", name)
 		}
 	}
+}
+
+// mentions reports whether TypeScript source names s as a string literal.
+func mentions(body, s string) bool {
+	return strings.Contains(body, "'"+s+"'") || strings.Contains(body, strconv.Quote(s))
 }
 
 func asList(v any) []any {
