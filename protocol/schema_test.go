@@ -24,7 +24,7 @@ import (
 // channel), the AsyncAPI document that lists them, and examples of the
 // protocol additions that have no golden file yet.
 const (
-	goldenFrameDir    = "../testdata/protocol"
+	goldenFrameDir  = "../testdata/protocol"
 	schemaDir       = "schemas"
 	validExamples   = "schemas/examples/valid"
 	invalidExamples = "schemas/examples/invalid"
@@ -34,10 +34,10 @@ const (
 
 // messageSchema is one compiled message schema and what it describes.
 type messageSchema struct {
-	file    string // base name, e.g. chat-room.JoinRoom.json
-	typ     string // message.type const
-	schema  *jsonschema.Schema
-	raw     map[string]any
+	file     string // base name, e.g. chat-room.JoinRoom.json
+	typ      string // message.type const
+	schema   *jsonschema.Schema
+	raw      map[string]any
 	examples int // valid frames checked against it
 }
 
