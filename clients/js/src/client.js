@@ -82,7 +82,7 @@ export class Client extends Emitter {
       maxBuffered: options.maxBuffered ?? 100,
       requestTimeoutMs: options.requestTimeoutMs ?? 10000,
     };
-    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.#WebSocket = options.WebSocket !== undefined ? options.WebSocket : globalThis.WebSocket;
     if (typeof this.#WebSocket !== 'function') {
       throw new TypeError('no WebSocket implementation: pass one as options.WebSocket (Node 20 has none built in)');
     }
