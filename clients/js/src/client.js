@@ -4,6 +4,9 @@ import { Emitter } from './emitter.js';
 import { Room } from './room.js';
 import { Stream } from './stream.js';
 import { backoffDelay, defaultBackoff, retryAfterMs } from './backoff.js';
+import { ClientError } from './errors.js';
+
+export { ClientError };
 
 /** Close codes the client acts on. */
 const CLOSE_POLICY = 1008; // before the greeting: a refused ticket
@@ -11,27 +14,6 @@ const CLOSE_TRY_AGAIN = 1013;
 
 /** How many refs of unanswered sends are remembered to route late errors. */
 const recentRefsKept = 256;
-
-/**
- * ClientError is how the client rejects: code is the server's error code
- * (invalid_contents, not_member, …) or one of the client's own:
- * "buffer_full", "disconnected", "closed", "timeout", "auth_refused".
- */
-export class ClientError extends Error {
-  /**
-   * @param {string} code
-   * @param {string} message
-   * @param {{room?: string, ref?: string, closeCode?: number}} [details]
-   */
-  constructor(code, message, details = {}) {
-    super(message);
-    this.name = 'ClientError';
-    this.code = code;
-    if (details.room !== undefined) this.room = details.room;
-    if (details.ref !== undefined) this.ref = details.ref;
-    if (details.closeCode !== undefined) this.closeCode = details.closeCode;
-  }
-}
 
 /**
  * Client is one logical connection to Switchboard. See index.d.ts for the
@@ -363,7 +345,7 @@ export class Client extends Emitter {
         // already closing
       }
     }
-    for (const r of this.#rooms.values()) r.disconnected();
+    for (const r of this.#rooms.values()) r.closed(err);
     this.#failPending(err);
     const buffered = this.#buffer;
     this.#buffer = [];

@@ -2,6 +2,7 @@
 import { Emitter } from './emitter.js';
 import { Stream } from './stream.js';
 import { isId } from './ids.js';
+import { ClientError } from './errors.js';
 
 const CHANNEL = 'chat-room';
 
@@ -20,7 +21,8 @@ export class Room extends Emitter {
   #host;
   #wanted = false;
   #joined = false;
-  #joining = null; // the promise of the join in flight
+  #waiting = null; // {promise, resolve, reject} of join() callers
+  #inFlight = false; // a JoinRoom awaits its reply
   #members = null; // the last MemberList contents
   #stream;
 
@@ -60,45 +62,57 @@ export class Room extends Emitter {
     }
     this.#wanted = true;
     if (this.#joined) return Promise.resolve(this.#members);
-    if (this.#joining) return this.#joining;
-    if (!this.#host.online()) {
-      // Sent when the client comes online (see rejoin).
-      this.#joining = new Promise((resolve, reject) => {
-        const offs = [
-          this.once('members', (m) => { offs.forEach((f) => f()); resolve(m); }),
-          this.once('_refused', (e) => { offs.forEach((f) => f()); reject(e); }),
-        ];
+    if (!this.#waiting) {
+      let settle;
+      const p = new Promise((resolve, reject) => {
+        settle = { resolve, reject };
       });
-      this.#joining.catch(() => {});
-      return this.#joining;
+      p.catch(() => {}); // the caller may not wait; the "error" event still tells
+      this.#waiting = { promise: p, ...settle };
     }
-    return this.#sendJoin();
+    // Offline, the JoinRoom goes out when the client comes online (rejoin).
+    if (this.#host.online() && !this.#inFlight) this.#sendJoin();
+    return this.#waiting.promise;
+  }
+
+  #settleJoin(err, members) {
+    const w = this.#waiting;
+    this.#waiting = null;
+    if (!w) return;
+    if (err) w.reject(err);
+    else w.resolve(members);
   }
 
   #sendJoin() {
     const contents = { room: this.name };
     if (this.#stream.lastId !== undefined) contents.since = this.#stream.lastId;
-    const p = this.#host.request(CHANNEL, 'JoinRoom', contents, { expect: ['MemberList'], room: this.name, bufferable: false });
-    this.#joining = p;
-    p.then(
+    this.#inFlight = true;
+    this.#host.request(CHANNEL, 'JoinRoom', contents, { expect: ['MemberList'], room: this.name, bufferable: false }).then(
       () => {
-        if (this.#joining === p) this.#joining = null;
+        this.#inFlight = false;
       },
       (err) => {
-        if (this.#joining === p) this.#joining = null;
-        if (err.code !== 'disconnected' && err.code !== 'closed') {
-          this.#wanted = false; // refused: do not re-join it on reconnect
-          this.emit('_refused', err);
-        }
+        this.#inFlight = false;
+        // Lost connections re-join by themselves; anything else is the
+        // server refusing (or not answering) this join.
+        if (err.code === 'disconnected') return;
+        if (err.code !== 'timeout') this.#wanted = false;
+        this.#settleJoin(err);
       },
     );
-    return p;
   }
 
   /** @internal Called by the client once online: re-joins a wanted room. */
   rejoin() {
     this.#joined = false;
-    if (this.#wanted) this.#sendJoin().catch(() => {});
+    this.#inFlight = false;
+    if (this.#wanted) this.#sendJoin();
+  }
+
+  /** @internal Called by the client when it is closed for good. */
+  closed(err) {
+    this.#joined = false;
+    this.#settleJoin(err);
   }
 
   /** @internal Called by the client when the connection is lost. */
@@ -112,7 +126,8 @@ export class Room extends Emitter {
    */
   leave() {
     this.#wanted = false;
-    if (!this.#joined && !this.#joining) return Promise.resolve({ room: this.name, user: this.#host.user() ?? '' });
+    this.#settleJoin(new ClientError('closed', 'left before the join completed'));
+    if (!this.#joined && !this.#inFlight) return Promise.resolve({ room: this.name, user: this.#host.user() ?? '' });
     this.#joined = false;
     const p = this.#host.request(CHANNEL, 'LeaveRoom', { room: this.name }, {
       expect: ['LeftRoom'], room: this.name, bufferable: false,
@@ -177,6 +192,7 @@ export class Room extends Emitter {
       case 'MemberList':
         this.#joined = true;
         this.#members = contents;
+        this.#settleJoin(null, contents);
         this.emit('members', contents);
         break;
       case 'JoinedRoom':
@@ -202,6 +218,9 @@ export class Room extends Emitter {
   #fill(after, reason) {
     const from = this.#stream.lastId ?? after;
     this.emit('gap', { room: this.name, after: from ?? '', reason });
-    this.#stream.fill(from).catch((err) => this.emit('error', err));
+    this.#stream.fill(from).catch((err) => {
+      // A lost connection resumes from lastId by itself.
+      if (err.code !== 'disconnected' && err.code !== 'closed') this.emit('error', err);
+    });
   }
 }

@@ -175,6 +175,7 @@ describe('offline', () => {
     network.dispatchEvent(new Event('offline'));
     assert.equal(alice.state, 'offline');
     assert.equal(ra.joined, false);
+    const later = alice.room(roomName('joined-offline')).join();
     const sends = ['b1', 'b2', 'b3'].map((t) => ra.send(t));
     await assert.rejects(ra.send('b4'), (err) => err.code === 'buffer_full');
     await new Promise((r) => setTimeout(r, 200));
@@ -183,6 +184,7 @@ describe('offline', () => {
 
     network.dispatchEvent(new Event('online'));
     await Promise.all(sends);
+    assert.deepEqual((await later).users, ['alice'], 'a join made offline completes once online');
     await waitFor(() => got.length === 3, 'the buffered messages');
     assert.deepEqual(got.map((m) => m.message), ['b1', 'b2', 'b3']);
     assert.equal(alice.state, 'online');
