@@ -401,10 +401,15 @@ func tsBodies(t *testing.T) map[string]string {
 // TypeScript has a schema.
 func TestTypeScriptMatchesSchemas(t *testing.T) {
 	ts := tsBodies(t)
+	unions := map[string]string{"client": ts["ClientFrame"], "server": ts["ServerFrame"]}
 	frames := map[string]bool{}
 	for name, s := range loadSchemas(t) {
 		frameTitle, _ := s.raw["title"].(string)
 		frames[frameTitle] = true
+		dir, _ := s.raw["x-direction"].(string)
+		if !regexp.MustCompile(`\|\s*` + frameTitle + `\b`).MatchString(unions[dir]) {
+			t.Errorf("%s: %s is not in the TypeScript union of %s frames", name, frameTitle, dir)
+		}
 		body, ok := ts[frameTitle]
 		if !ok {
 			t.Errorf("%s: no TypeScript type %s", name, frameTitle)

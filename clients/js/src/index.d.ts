@@ -257,7 +257,7 @@ export type ServerFrame =
 // ---------------------------------------------------------------------------
 // The client API
 
-/** Connection states. */
+/** Connection states; closed is also the state before connect(). */
 export type ClientState = 'connecting' | 'online' | 'reconnecting' | 'offline' | 'closed';
 
 /** The payload of the "state" event. */
