@@ -362,7 +362,8 @@ export interface RoomEvents {
   error: ClientError | Error;
 }
 
-declare class Emitter<E> {
+/** Typed events: on, once and off, shared by Client and Room. */
+export declare class Emitter<E> {
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof E>(event: K, fn: (value: E[K]) => void): () => void;
   once<K extends keyof E>(event: K, fn: (value: E[K]) => void): () => void;
