@@ -24,6 +24,11 @@ export class Room extends Emitter {
   #waiting = null; // {promise, resolve, reject} of join() callers
   #inFlight = false; // a JoinRoom awaits its reply
   #members = null; // the last MemberList contents
+  // The newest stored id when the room was first joined, the resume point
+  // while no message has been delivered yet. Not used to drop duplicates:
+  // a message stored before the probe may still be on its way live.
+  #floor;
+  #probed = false;
   #stream;
 
   /** @internal Rooms are created by Client.room. */
@@ -85,7 +90,8 @@ export class Room extends Emitter {
 
   #sendJoin() {
     const contents = { room: this.name };
-    if (this.#stream.lastId !== undefined) contents.since = this.#stream.lastId;
+    const since = this.#stream.lastId ?? this.#floor;
+    if (since !== undefined) contents.since = since;
     this.#inFlight = true;
     this.#host.request(CHANNEL, 'JoinRoom', contents, { expect: ['MemberList'], room: this.name, bufferable: false }).then(
       () => {
@@ -194,6 +200,7 @@ export class Room extends Emitter {
         this.#members = contents;
         this.#settleJoin(null, contents);
         this.emit('members', contents);
+        if (this.#stream.lastId === undefined && !this.#probed) this.#probe();
         break;
       case 'JoinedRoom':
         this.emit('joined', contents);
@@ -215,8 +222,23 @@ export class Room extends Emitter {
     }
   }
 
+  /**
+   * Learns the newest stored id on a first join without since, so that a
+   * reconnect before any message arrived still resumes without a gap.
+   */
+  #probe() {
+    this.#probed = true;
+    this.history({ limit: 1 }).then(
+      (page) => {
+        const id = page.messages.at(-1)?.id;
+        if (isId(id)) this.#floor = id;
+      },
+      () => {}, // no history kept: nothing to resume from
+    );
+  }
+
   #fill(after, reason) {
-    const from = this.#stream.lastId ?? after;
+    const from = this.#stream.lastId ?? this.#floor ?? after;
     this.emit('gap', { room: this.name, after: from ?? '', reason });
     this.#stream.fill(from).catch((err) => {
       // A lost connection resumes from lastId by itself.

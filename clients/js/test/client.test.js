@@ -121,6 +121,14 @@ describe('resume', () => {
     const firstConnection = alice.connectionId;
     for (let i = 1; i <= 5; i++) await rb.send(`m${i}`, { ack: true });
     await waitFor(() => got.length === 5, 'the first five messages');
+    // Carol joins after those and sees no message before the kill: she
+    // resumes from the newest id at her join.
+    const carol = client([n3.ws, n2.ws], { user: 'carol', backoff: { initialMs: 20, maxMs: 50 } });
+    await carol.connect();
+    const rc = carol.room(name);
+    const carolGot = record(rc, 'message');
+    await rc.join();
+    await new Promise((r) => setTimeout(r, 100)); // the join's history probe
 
     alice.on('state', (s) => {
       if (s.state === 'reconnecting') alice.retryNow();
@@ -131,6 +139,8 @@ describe('resume', () => {
     await rb.send('m16', { ack: true });
     await waitFor(() => got.length >= 16, 'a live message after the resume');
     assert.deepEqual(got.map((m) => m.message), Array.from({ length: 16 }, (_, i) => `m${i + 1}`));
+    await waitFor(() => carolGot.length >= 11, 'carol to catch up');
+    assert.deepEqual(carolGot.map((m) => m.message), Array.from({ length: 11 }, (_, i) => `m${i + 6}`));
     const reconnecting = states.find((s) => s.state === 'reconnecting');
     assert.ok(reconnecting, `states: ${JSON.stringify(states)}`);
     assert.equal(typeof reconnecting.delayMs, 'number');
