@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-deps lint vet fuzz bench build
+.PHONY: run test test-deps test-js lint vet fuzz bench build
 
 run:
 	$(GO) run ./cmd/switchboard
@@ -12,8 +12,12 @@ build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
 
 ## test: lint, vet, then every test (real redis-server, real clients) under -race.
-test: test-deps lint vet
+test: test-deps lint vet test-js
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## test-js: the JavaScript client's tests (Node >= 20, no npm install needed).
+test-js:
+	cd clients/js && npm test
 
 test-deps:
 	@./scripts/test-deps.sh
