@@ -159,7 +159,6 @@ func (c *client) close(req closeRequest) {
 	c.closeOnce.Do(func() {
 		req.reason = truncateReason(req.reason)
 		c.closeReq = req
-		close(c.closing)
 		switch req.cause.ending() {
 		case endAbrupt:
 			c.cancelWrites()
@@ -171,6 +170,7 @@ func (c *client) close(req closeRequest) {
 			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.cancelWrites)
 		case endFlush:
 		}
+		close(c.closing) // last: the writer reads closeReq and stuckTimer once it sees this
 	})
 }
 

@@ -51,7 +51,8 @@ func (m *readMark) readingSince() int64 { return m.since.Load() }
 
 // keepAlive is the connection's keep-alive goroutine. It stops when a close
 // is requested, its one way to stop; it requests one itself when the peer
-// does not answer. ctx bounds each ping and ends once the socket is done.
+// does not answer. ctx bounds each ping; the reader cancels it when the
+// peer is gone.
 func (c *client) keepAlive(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -15,10 +15,11 @@ import (
 // well.)
 const stuckWriteGrace = 5 * time.Second
 
-// writeLoop is the connection's writer, its only goroutine to write data
-// or close frames (pings excepted, which the keep-alive writes). It writes
-// queued frames until a close is requested, its one way to stop, and then
-// carries the request out. A failed write requests an abrupt close.
+// writeLoop is the connection's writer, the one goroutine that writes data
+// and close frames (the keep-alive writes pings; coder/websocket writes
+// pongs, and the 1009 close frame, from within Read). It writes queued
+// frames until a close is requested, its one way to stop, and then carries
+// the request out. A failed write requests an abrupt close.
 func (c *client) writeLoop() {
 	defer c.cancelWrites()
 	for {

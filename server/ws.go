@@ -50,8 +50,8 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 //   - the reader (read, reader.go) reads frames and hands them to the
 //     worker, so that pings and close frames are read even while the worker
 //     waits for the broker;
-//   - the writer (writeLoop, writer.go) is the only one to write frames and
-//     to close the socket;
+//   - the writer (writeLoop, writer.go) writes the queued frames and carries
+//     out the close;
 //   - the keep-alive (keepAlive, keepalive.go) pings the peer.
 //
 // A close request (client.close) is what stops them all: the worker, the
