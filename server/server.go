@@ -1,5 +1,6 @@
 // Package server serves a Switchboard node over HTTP: the WebSocket
-// endpoint and its connections, and the HTTP API around them.
+// endpoint (a reader, worker, writer and keep-alive per connection) and
+// the HTTP API around it.
 package server
 
 import (
@@ -12,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard/switchboard/channels"
@@ -105,7 +105,7 @@ func (s *Server) shutdown(hs *http.Server, served <-chan error) error {
 	shutErr := hs.Shutdown(deadline)
 	<-served
 	for _, c := range open {
-		c.close(closeRequest{why: "shutdown", code: websocket.StatusGoingAway, reason: reasonShutdown, flush: true})
+		c.close(closeFor(causeShutdown))
 	}
 
 	done := make(chan struct{})
@@ -152,11 +152,7 @@ func (s *Server) untrack(c *client) {
 	delete(s.clients, c)
 	s.mu.Unlock()
 	s.metrics.Connections.Dec()
-	why := c.closeReq.why
-	if why == "" {
-		why = "peer"
-	}
-	s.metrics.Closed.WithLabelValues(why).Inc()
+	s.metrics.Closed.WithLabelValues(c.closeReq.cause.label()).Inc()
 	s.conns.Done()
 }
 
