@@ -74,7 +74,7 @@ func (s *Server) awaitAuthenticate(ctx context.Context, cl *client, frames <-cha
 		case in.flooded:
 			return "", &refusal{req: closeFor(causeRateLimit)}
 		case in.refused:
-			s.answer(wait, cl, "", s.rateLimited())
+			s.answer(wait, cl, "", "", s.rateLimited())
 		default:
 			if token, ok := s.authenticateFrame(wait, cl, in.data); ok {
 				return token, nil
@@ -89,16 +89,16 @@ func (s *Server) authenticateFrame(ctx context.Context, cl *client, data []byte)
 	env, err := protocol.Decode(data)
 	s.countFrame(env.Channel)
 	if err != nil {
-		s.answer(ctx, cl, env.Channel, err)
+		s.answer(ctx, cl, env.Channel, env.Ref, err)
 		return "", false
 	}
 	if env.Channel != protocol.ChannelSession || env.Message.Type != protocol.TypeAuthenticate {
-		s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
+		s.answer(ctx, cl, env.Channel, env.Ref, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
 		return "", false
 	}
 	var req protocol.Authenticate
 	if err := protocol.DecodeContents(env.Message, &req); err != nil {
-		s.answer(ctx, cl, env.Channel, err)
+		s.answer(ctx, cl, env.Channel, env.Ref, err)
 		return "", false
 	}
 	return req.Token, true

@@ -123,7 +123,7 @@ func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame
 			cl.close(closeFor(causeRateLimit))
 			return
 		case in.refused:
-			s.answer(ctx, cl, "", s.rateLimited())
+			s.answer(ctx, cl, "", "", s.rateLimited())
 		case !s.handle(ctx, cl, in.data):
 			return
 		}
@@ -152,7 +152,7 @@ func (s *Server) handle(ctx context.Context, cl *client, data []byte) bool {
 	if err == nil {
 		return true
 	}
-	return s.answer(ctx, cl, env.Channel, err)
+	return s.answer(ctx, cl, env.Channel, env.Ref, err)
 }
 
 // admit gives the connection its identity, subscribes it to its channels
@@ -181,9 +181,9 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 	return nil
 }
 
-// answer tells the client why its frame failed and logs it at the level
-// its cause deserves. It reports false when the connection must end.
-func (s *Server) answer(ctx context.Context, cl *client, channel string, err error) bool {
+// answer tells the client why its frame failed, echoing the frame's ref,
+// and logs it at the level its cause deserves. It reports false when the connection must end.
+func (s *Server) answer(ctx context.Context, cl *client, channel, ref string, err error) bool {
 	switch {
 	case errors.Is(err, rooms.ErrHoldOverflow):
 		cl.logger().Info("closing slow connection during replay")
@@ -207,7 +207,7 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 	default:
 		cl.logger().Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
 	}
-	_ = cl.Send(ctx, protocol.EncodeError(channel, perr))
+	_ = cl.Send(ctx, protocol.EncodeErrorReply(channel, ref, perr))
 	return true
 }
 
