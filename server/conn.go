@@ -21,6 +21,7 @@ var errConnClosing = errors.New("connection closing")
 // request that stops them all. serveConn (ws.go) runs the connection and
 // owns its goroutines.
 type client struct {
+	limits *limiter // the rate budget, charged by the reader, the worker and pings
 	id     string
 	user   string          // set at admission
 	rooms  map[string]bool // rooms the ticket allows; nil: any
@@ -56,10 +57,11 @@ type client struct {
 	stuckTimer   *time.Timer // set by close, stopped by the writer
 }
 
-func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
+func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
 	writes, cancel := context.WithCancel(context.Background())
 	c := &client{
 		id:           id,
+		limits:       lim,
 		ws:           ws,
 		queue:        newSendQueue(queueBytes),
 		writeT:       writeTimeout,

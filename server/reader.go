@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"time"
+
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // inboxFrames is how many read frames may wait for a connection's worker.
@@ -32,7 +33,7 @@ type inboxFrame struct {
 // worker's operation in progress. It also stops after handing over the
 // flooded marker: the worker then answers what came before and closes.
 func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame, peerGone context.CancelFunc) {
-	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
+	lim := cl.limits
 	for {
 		cl.reading.enter()
 		_, data, err := cl.ws.Read(ctx)
@@ -42,7 +43,7 @@ func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame, 
 			peerGone()
 			return
 		}
-		ok, abusive := lim.allow()
+		ok, abusive := lim.charge(len(data))
 		if abusive {
 			// The client still gets the answers to what it sent before,
 			// its rate_limited errors included, then the close frame.
@@ -57,8 +58,17 @@ func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame, 
 }
 
 // handOver gives a read frame to the worker, waiting while the worker is
-// busy; it reports false if a close was requested meanwhile.
+// busy; it reports false if a close was requested meanwhile. Time spent
+// waiting is the server's doing (a slow broker): the frames that queued up
+// in TCP meanwhile are credited, not charged as one burst.
 func (c *client) handOver(inbox chan<- inboxFrame, f inboxFrame) bool {
+	select {
+	case inbox <- f:
+		return true
+	default:
+	}
+	start := time.Now()
+	defer func() { c.limits.credit(time.Since(start)) }()
 	select {
 	case inbox <- f:
 		return true
@@ -80,27 +90,4 @@ func (s *Server) readEnded(cl *client, err error) {
 		cl.logger().Debug("read ended", "err", err)
 	}
 	cl.close(closeFor(causePeer)) // unless a close was requested before
-}
-
-// limiter enforces the per-connection frame rate: a token bucket, and a
-// count of consecutive refusals after which the connection is closed.
-type limiter struct {
-	bucket  *rate.Limiter
-	strikes int
-	max     int
-}
-
-func newLimiter(perSecond float64, burst, maxStrikes int) *limiter {
-	return &limiter{bucket: rate.NewLimiter(rate.Limit(perSecond), burst), max: maxStrikes}
-}
-
-// allow reports whether a frame may be processed now, and whether the
-// client has been refused so often in a row that it must be disconnected.
-func (l *limiter) allow() (ok, abusive bool) {
-	if l.bucket.Allow() {
-		l.strikes = 0
-		return true, false
-	}
-	l.strikes++
-	return false, l.strikes >= l.max
 }

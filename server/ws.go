@@ -32,13 +32,21 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 	} else {
 		cr.token = r.URL.Query().Get("token")
 	}
-	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	lim := newLimiter(limits{
+		frameRate: s.cfg.RateLimit, frameBurst: s.cfg.RateBurst,
+		byteRate: float64(s.cfg.RateBytes), byteBurst: s.cfg.RateBytesBurst,
+		maxStrikes: s.cfg.RateLimitStrikes,
+	})
+	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.AllowedOrigins,
+		OnPingReceived: lim.ping,
+	})
 	if err != nil {
 		// Accept has answered the request (400, 403 for a foreign Origin…).
 		s.log.Info("websocket handshake refused", "err", err, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return nil
 	}
-	s.serveConn(ws, cr)
+	s.serveConn(ws, cr, lim)
 	return nil
 }
 
@@ -60,8 +68,12 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // request itself while it waits for the worker). Every path ends in one:
 // the reader requests one when the peer goes, and serveConn when the
 // worker is done.
-func (s *Server) serveConn(ws *websocket.Conn, cr credentials) {
-	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+func (s *Server) serveConn(ws *websocket.Conn, cr credentials, lim *limiter) {
+	cl := newClient(uuid.NewString(), ws, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+	lim.onAbuse = func() {
+		cl.logger().Info("closing connection flooding with pings")
+		cl.close(closeFor(causeRateLimit))
+	}
 	if !s.track(cl) {
 		_ = ws.Close(websocket.StatusGoingAway, causeShutdown.reason())
 		return
@@ -130,9 +142,26 @@ func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame
 	}
 }
 
+// surcharge charges a broadcast to everyone (a chat message) CHAT_COST
+// times its size in all, reporting false when the budget does not have it.
+// A client that keeps trying is closed as flooding, after the answers to
+// what it sent before.
+func (s *Server) surcharge(cl *client, env protocol.Envelope, size int) bool {
+	if env.Channel != protocol.ChannelChat || env.Message.Type != protocol.TypeSubmitMessage {
+		return true
+	}
+	ok, abusive := cl.limits.surcharge((s.cfg.ChatCost - 1) * size)
+	if abusive {
+		cl.logger().Info("closing flooding connection")
+		cl.close(closeFor(causeRateLimit))
+	}
+	return ok
+}
+
 // rateLimited is the answer to a frame the rate limiter dropped.
 func (s *Server) rateLimited() error {
-	return protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst)
+	return protocol.Errorf(protocol.CodeRateLimited, "over your budget: at most %g frames and %d bytes per second (chat messages count %d times their size), bursts of %d frames and %d bytes; this frame was dropped",
+		s.cfg.RateLimit, s.cfg.RateBytes, s.cfg.ChatCost, s.cfg.RateBurst, s.cfg.RateBytesBurst)
 }
 
 // handle processes one frame of an admitted connection. It reports false
@@ -142,6 +171,8 @@ func (s *Server) handle(ctx context.Context, cl *client, data []byte) bool {
 	s.countFrame(env.Channel)
 	switch {
 	case err != nil:
+	case !s.surcharge(cl, env, len(data)):
+		err = s.rateLimited()
 	case env.Channel == protocol.ChannelSession && env.Message.Type == protocol.TypeAuthenticate:
 		err = protocol.Errorf(protocol.CodeAlreadyAuthed, "this connection is already authenticated as %q", cl.user)
 	case env.Channel == protocol.ChannelSession:
