@@ -90,6 +90,10 @@ type Reconnecting struct {
 	changed chan struct{} // closed and replaced when state or cur change
 	rooms   map[string]bool
 	last    map[string]string // last message id Next returned, per room
+	// base is, per room, the newest stored id when it was joined ("0-0"
+	// for an empty room): where a resume starts before Next returned any
+	// of the room's messages.
+	base    map[string]string
 	reading *Conn             // the connection Next reads from
 	drained *Conn             // the last connection Next read to its end
 
@@ -109,7 +113,7 @@ func Reconnect(opts ReconnectOptions, urls ...string) *Reconnecting {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Reconnecting{
 		urls: slices.Clone(urls), opts: opts, cancel: cancel, stopped: make(chan struct{}),
-		changed: make(chan struct{}), rooms: map[string]bool{}, last: map[string]string{},
+		changed: make(chan struct{}), rooms: map[string]bool{}, last: map[string]string{}, base: map[string]string{},
 		retry: newRetrier(opts.Backoff),
 	}
 	go r.run(ctx)
@@ -201,6 +205,9 @@ func (r *Reconnecting) connect(ctx context.Context, url string) (*Conn, error) {
 	for _, room := range rooms {
 		r.mu.Lock()
 		since := r.last[room]
+		if since == "" {
+			since = r.base[room]
+		}
 		r.mu.Unlock()
 		_, _, err := c.join(ctx, room, JoinOptions{Since: since}, true)
 		var perr *protocol.Error
@@ -226,6 +233,7 @@ func (r *Reconnecting) forget(room string) {
 	defer r.mu.Unlock()
 	delete(r.rooms, room)
 	delete(r.last, room)
+	delete(r.base, room)
 }
 
 // closedErr is what methods return once closed; r.mu is held.
@@ -262,7 +270,9 @@ func (r *Reconnecting) WaitOnline(ctx context.Context) (*Conn, error) {
 
 // Join waits until online and joins room, which is then re-joined after
 // every reconnect until Leave. Since, when set, resumes after that id, as
-// on Conn.Join.
+// on Conn.Join. Without it, Join also asks for the room's newest stored
+// id (GetHistory, limit 1), so that a reconnect before any message was
+// returned still resumes from the join.
 func (r *Reconnecting) Join(ctx context.Context, room string, o JoinOptions) (protocol.MemberList, protocol.JoinedRoom, error) {
 	c, err := r.WaitOnline(ctx)
 	if err != nil {
@@ -276,10 +286,35 @@ func (r *Reconnecting) Join(ctx context.Context, room string, o JoinOptions) (pr
 	}
 	r.mu.Unlock()
 	list, joined, err := c.Join(ctx, room, o)
-	if err != nil && !had {
-		r.forget(room)
+	if err != nil {
+		if !had {
+			r.forget(room)
+		}
+		return list, joined, err
 	}
-	return list, joined, err
+	if o.Since == "" {
+		r.setBase(ctx, c, room)
+	}
+	return list, joined, nil
+}
+
+// setBase records where a resume of room starts until Next returns one of
+// its messages. Without history there is nothing to resume from.
+func (r *Reconnecting) setBase(ctx context.Context, c *Conn, room string) {
+	h, err := c.History(ctx, protocol.GetHistory{Room: room, Limit: 1})
+	if err != nil {
+		return
+	}
+	base := "0-0"
+	var newest struct{ ID string }
+	if len(h.Messages) > 0 && json.Unmarshal(h.Messages[len(h.Messages)-1], &newest) == nil && newest.ID != "" {
+		base = newest.ID
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rooms[room] && r.base[room] == "" {
+		r.base[room] = base
+	}
 }
 
 // Leave leaves room and stops re-joining it.
