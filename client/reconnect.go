@@ -94,8 +94,8 @@ type Reconnecting struct {
 	// for an empty room): where a resume starts before Next returned any
 	// of the room's messages.
 	base    map[string]string
-	reading *Conn             // the connection Next reads from
-	drained *Conn             // the last connection Next read to its end
+	reading *Conn // the connection Next reads from
+	drained *Conn // the last connection Next read to its end
 
 	retry *retrier
 }
