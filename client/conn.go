@@ -62,6 +62,7 @@ type HandshakeError struct {
 	Err        error
 }
 
+// Error describes the refused handshake.
 func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("client: handshake answered %d: %v", e.StatusCode, e.Err)
 }

@@ -30,6 +30,7 @@ const (
 	StateClosed
 )
 
+// String names the state: connecting, online, reconnecting or closed.
 func (s State) String() string {
 	switch s {
 	case StateConnecting:
@@ -360,8 +361,9 @@ func (r *Reconnecting) Send(ctx context.Context, channel, typ string, contents a
 // Next returns the next frame from the current connection, as Conn.Next,
 // across reconnects: the frames of an ended connection first, then those
 // of the next, starting with each re-join's MemberList and JoinedRoom
-// (whose Recovered is false when messages were lost). Room messages
-// already returned are skipped. After Close, or once reconnecting stopped
+// (whose Recovered is false when messages were lost: fetch them with
+// History before the oldest replayed id) or the Error refusing it. Room
+// messages already returned are skipped; Gap notices pass through. After Close, or once reconnecting stopped
 // for good, it returns the remaining frames, then the reason.
 func (r *Reconnecting) Next(ctx context.Context) (Frame, error) {
 	for {

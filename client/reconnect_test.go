@@ -28,7 +28,11 @@ type holder struct {
 	release chan struct{}
 	held    atomic.Bool
 	changed chan struct{}
+	once    sync.Once
 }
+
+// unblock lets a held client reconnect; calling it again does nothing.
+func (h *holder) unblock() { h.once.Do(func() { h.unblock() }) }
 
 func newHolder(hold bool) *holder {
 	h := &holder{offline: make(chan StateChange, 1), release: make(chan struct{}), changed: make(chan struct{}, 100)}
@@ -76,6 +80,7 @@ func reconnect(t *testing.T, h *holder, opts Options, urls ...string) *Reconnect
 	t.Helper()
 	r := Reconnect(ReconnectOptions{Options: opts, Backoff: fastBackoff, OnStateChange: h.onChange}, urls...)
 	t.Cleanup(func() { _ = r.Close() })
+	t.Cleanup(h.unblock) // runs first: a failed test must not leave the client held
 	if _, err := r.WaitOnline(testCtx(t)); err != nil {
 		t.Fatalf("WaitOnline: %v", err)
 	}
@@ -162,7 +167,7 @@ func TestReconnectResume(t *testing.T) {
 			}
 			say(t, bob, room, "m3")
 			say(t, bob, room, "m4")
-			close(h.release)
+			h.unblock()
 
 			var texts []string
 			var rejoined *protocol.JoinedRoom
@@ -220,7 +225,7 @@ func TestReconnectResumeBeforeAnyMessage(t *testing.T) {
 	dropSocket(t, alice)
 	h.waitOffline(t)
 	say("while away")
-	close(h.release)
+	h.unblock()
 	if m := nextMessage(t, alice); m.Message != "while away" {
 		t.Fatalf("alice got %+v", m)
 	}

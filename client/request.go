@@ -90,12 +90,13 @@ func (c *Conn) dispatch(f Frame) bool {
 // answers one connection's frames in the order they were sent). It also
 // returns what f teaches about the server's ref echo. c.mu is held.
 func (c *Conn) match(f Frame) (*request, refSupport) {
-	if f.Ref != "" {
+	if f.Ref != "" { // only a server that echoes refs sends any
 		for _, r := range c.pending {
 			if r.ref == f.Ref && r.expects(f) {
 				return r, refsEchoed
 			}
 		}
+		c.learn(refsEchoed)
 		return nil, refsUnknown
 	}
 	if refSupport(c.refs.Load()) == refsEchoed {
