@@ -32,7 +32,7 @@ type holder struct {
 }
 
 // unblock lets a held client reconnect; calling it again does nothing.
-func (h *holder) unblock() { h.once.Do(func() { h.unblock() }) }
+func (h *holder) unblock() { h.once.Do(func() { close(h.release) }) }
 
 func newHolder(hold bool) *holder {
 	h := &holder{offline: make(chan StateChange, 1), release: make(chan struct{}), changed: make(chan struct{}, 100)}
