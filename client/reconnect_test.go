@@ -275,9 +275,17 @@ func TestReconnectTickets(t *testing.T) {
 		if _, err := r.WaitOnline(ctx); err == nil {
 			t.Fatal("WaitOnline succeeded after refusal")
 		}
+		// One retry (refused), then nothing: closed for good.
+		time.Sleep(3 * fastBackoff.Max)
 		states := h.states()
-		if slices.Index(states, StateReconnecting) != -1 && states[len(states)-1] != StateClosed {
-			t.Fatalf("states %v", states)
+		connecting := 0
+		for _, s := range states {
+			if s == StateConnecting {
+				connecting++
+			}
+		}
+		if connecting != 2 || states[len(states)-1] != StateClosed {
+			t.Fatalf("states %v, want two attempts and closed last", states)
 		}
 	})
 }
