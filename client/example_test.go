@@ -11,6 +11,7 @@ import (
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/config"
+	"github.com/switchboard/switchboard/node"
 	"github.com/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/server"
 )
@@ -22,11 +23,14 @@ func startNode() (url string, stop func()) {
 	if err != nil {
 		panic(err)
 	}
-	b := broker.NewMemory(broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL})
-	srv, err := server.New(cfg, b, slog.New(slog.DiscardHandler))
+	n, err := node.New(cfg, broker.NewMemory(node.BrokerOptions(cfg)), slog.New(slog.DiscardHandler))
 	if err != nil {
 		panic(err)
 	}
+	if err := n.Start(); err != nil {
+		panic(err)
+	}
+	srv := server.New(n)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -34,7 +38,7 @@ func startNode() (url string, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
-	return "ws://" + ln.Addr().String() + "/websockets", func() { cancel(); <-done; _ = b.Close() }
+	return "ws://" + ln.Addr().String() + "/websockets", func() { cancel(); <-done; _ = n.Close() }
 }
 
 // Join a room, send a message and receive it back, as every member does.

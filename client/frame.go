@@ -10,33 +10,8 @@ import (
 	"github.com/switchboard/switchboard/protocol"
 )
 
-// Message types of the reply-correlation protocol that the protocol
-// package does not name yet.
-const (
-	// TypeSent acknowledges a SendMessage that asked for it ("ack": true):
-	// contents are Sent.
-	TypeSent = "Sent"
-	// TypeGap tells a room member that messages after an id were lost on
-	// their way to it: contents are Gap.
-	TypeGap = "Gap"
-)
-
 // MaxRefBytes is the longest ref the server echoes.
-const MaxRefBytes = 64
-
-// Sent is the contents of a Sent acknowledgement: the id the server stored
-// the message under.
-type Sent struct {
-	Room string `json:"room"`
-	ID   string `json:"id"`
-}
-
-// Gap is the contents of a Gap notice: messages of Room after the id After
-// did not reach this connection; fetch them with GetHistory since After.
-type Gap struct {
-	Room  string `json:"room"`
-	After string `json:"after"`
-}
+const MaxRefBytes = protocol.MaxRefBytes
 
 // Frame is one envelope received from the server.
 type Frame struct {

@@ -49,7 +49,7 @@ func (r *request) expects(f Frame) bool {
 	case kindHistory:
 		return f.Type == protocol.TypeHistory
 	case kindSend:
-		return f.Type == TypeSent
+		return f.Type == protocol.TypeSent
 	}
 	return false
 }
