@@ -46,6 +46,8 @@ type Config struct {
 	ShutdownTimeout  time.Duration // longest a graceful shutdown may take
 	OpTimeout        time.Duration // longest one broker operation may take
 	AllowedOrigins   []string      // cross-origin WebSocket origins allowed (patterns)
+	AdmitConcurrency int           // connections authenticated and subscribed at once
+	AdmitWait        time.Duration // longest a new connection waits for an admission slot before 1013
 
 	HTTPReadTimeout  time.Duration // longest an HTTP request may take to arrive, body included (not upgraded sockets)
 	HTTPWriteTimeout time.Duration // longest an HTTP response may take (not upgraded sockets)
@@ -143,6 +145,10 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return durationIn(&c.OpTimeout, v, 10*time.Millisecond, time.Hour) }},
 	{Env: "ALLOWED_ORIGINS", Flag: "allowed-origins", Default: "", Help: "comma-separated origin patterns allowed to open cross-origin WebSockets, e.g. app.example.com,*.example.org",
 		apply: func(c *Config, v string) error { c.AllowedOrigins = list(v); return nil }},
+	{Env: "ADMIT_CONCURRENCY", Flag: "admit-concurrency", Default: "256", Help: "connections being authenticated and subscribed at once; more wait (see ADMIT_WAIT)",
+		apply: func(c *Config, v string) error { return intIn(&c.AdmitConcurrency, v, 1, 1e6) }},
+	{Env: "ADMIT_WAIT", Flag: "admit-wait", Default: "2s", Help: "longest a new connection waits to be admitted before it is closed with 1013 and a jittered retryAfterMs hint",
+		apply: func(c *Config, v string) error { return durationIn(&c.AdmitWait, v, 0, time.Minute) }},
 	{Env: "HTTP_READ_TIMEOUT", Flag: "http-read-timeout", Default: "15s", Help: "longest an HTTP request, body included, may take to arrive (WebSocket upgrades are exempt once upgraded)",
 		apply: func(c *Config, v string) error {
 			return durationIn(&c.HTTPReadTimeout, v, 10*time.Millisecond, time.Hour)

@@ -34,28 +34,24 @@ func (r *refusal) Error() string {
 
 func (r *refusal) Unwrap() error { return r.err }
 
-// authenticate establishes who the connection is: the open-mode user (or
-// the connection id for an anonymous one), the ?token= ticket's identity,
-// or that of the ticket in the first Authenticate frame, which must come
-// within AUTH_TIMEOUT. Frames before it are answered with an Error
-// (unauthenticated, or rate_limited). It fails with a *refusal when the
-// connection must be closed for it, or with the reason it stopped waiting
-// when the connection closed meanwhile.
-func (s *Server) authenticate(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) (auth.Identity, error) {
+// credentialsOf establishes what the connection presents: in open mode
+// its identity (the ?user= name, or the connection id for an anonymous
+// connection); otherwise the ticket to verify, from ?token= or from the
+// first Authenticate frame, which must come within AUTH_TIMEOUT. Frames
+// before it are answered with an Error (unauthenticated, or rate_limited).
+// It fails with a *refusal when the connection must be closed for it, or
+// with the reason it stopped waiting when the connection closed meanwhile.
+func (s *Server) credentialsOf(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) (ident auth.Identity, token string, err error) {
 	switch {
+	case cr.open && cr.user == "":
+		return auth.Identity{User: cl.id}, "", nil // anonymous: the connection id is the user id
 	case cr.open:
-		if cr.user == "" {
-			return auth.Identity{User: cl.id}, nil // anonymous: the connection id is the user id
-		}
-		return auth.Identity{User: cr.user}, nil
+		return auth.Identity{User: cr.user}, "", nil
 	case cr.token != "":
-		return s.verify(ctx, cl, cr.token, cr.remote)
+		return auth.Identity{}, cr.token, nil
 	}
-	token, err := s.awaitAuthenticate(ctx, cl, frames, cr.remote)
-	if err != nil {
-		return auth.Identity{}, err
-	}
-	return s.verify(ctx, cl, token, cr.remote)
+	token, err = s.awaitAuthenticate(ctx, cl, frames, cr.remote)
+	return auth.Identity{}, token, err
 }
 
 // awaitAuthenticate waits AUTH_TIMEOUT at most for an Authenticate frame

@@ -33,6 +33,9 @@ const (
 	causeUnavailable
 	// causeResync: the node missed messages it cannot replay.
 	causeResync
+	// causeBusy: the node admits no more connections right now (a connect
+	// storm); the reason carries a retry hint.
+	causeBusy
 )
 
 // label is the cause in switchboard_connections_closed_total.
@@ -56,6 +59,8 @@ func (c closeCause) label() string {
 		return "unavailable"
 	case causeResync:
 		return "resync"
+	case causeBusy:
+		return "busy"
 	default:
 		return "peer"
 	}
@@ -73,7 +78,7 @@ func (c closeCause) code() websocket.StatusCode {
 		return websocket.StatusGoingAway
 	case causeTooBig:
 		return websocket.StatusMessageTooBig
-	case causeUnavailable:
+	case causeUnavailable, causeBusy:
 		return websocket.StatusTryAgainLater
 	case causeResync:
 		return websocket.StatusServiceRestart
@@ -101,6 +106,8 @@ func (c closeCause) reason() string {
 		return "server cannot subscribe you now, try again"
 	case causeResync:
 		return "messages were missed: reconnect and catch up with since"
+	case causeBusy:
+		return "server busy, try again"
 	default:
 		return ""
 	}
@@ -126,7 +133,7 @@ func (c closeCause) ending() ending {
 	case causeShutdown, causeRateLimit:
 		// Everything queued is an answer or a broadcast the client is owed.
 		return endFlush
-	case causeSlow, causeAuth, causeUnavailable, causeResync:
+	case causeSlow, causeAuth, causeUnavailable, causeResync, causeBusy:
 		return endDrop
 	default:
 		// peer, write_error: the socket is unusable; too_big: the library

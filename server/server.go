@@ -29,13 +29,14 @@ const shutdownGrace = 2 * time.Second
 // API. It owns the connections, not the node: the caller starts the node
 // before Serve and closes it after.
 type Server struct {
-	node    *node.Node
-	cfg     config.Config
-	log     *slog.Logger
-	router  *channels.Router
-	metrics *metrics.Metrics
-	auth    node.Authenticator // nil in open mode
-	echo    *echo.Echo
+	node      *node.Node
+	cfg       config.Config
+	log       *slog.Logger
+	router    *channels.Router
+	metrics   *metrics.Metrics
+	auth      node.Authenticator // nil in open mode
+	admission *admission
+	echo      *echo.Echo
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
@@ -47,7 +48,8 @@ type Server struct {
 func New(n *node.Node) *Server {
 	s := &Server{
 		node: n, cfg: n.Config, log: n.Log, router: n.Router, metrics: n.Metrics, auth: n.Auth,
-		clients: make(map[*client]struct{}),
+		clients:   make(map[*client]struct{}),
+		admission: newAdmission(n.Config.AdmitConcurrency, n.Config.AdmitWait),
 	}
 	s.echo = s.routes()
 	return s

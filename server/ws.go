@@ -93,10 +93,7 @@ func (s *Server) serveConn(ws *websocket.Conn, cr credentials, lim *limiter) {
 	wg.Go(func() { cl.keepAlive(ctx, s.cfg.WSTimeout/2) })
 	wg.Go(func() { s.read(ctx, cl, frames, peerGone) })
 
-	ident, err := s.authenticate(ctx, cl, frames, cr)
-	if err == nil {
-		err = s.admit(ctx, cl, ident, cr.remote)
-	}
+	err := s.authenticateAndAdmit(ctx, cl, frames, cr)
 	if err == nil {
 		s.serve(ctx, cl, frames)
 		s.leaveAll(cl)
@@ -108,6 +105,29 @@ func (s *Server) serveConn(ws *websocket.Conn, cr credentials, lim *limiter) {
 	cl.close(closeFor(causePeer)) // whatever ended it, unless a cause was given
 	wg.Wait()
 	cl.logger().Info("disconnected", "cause", cl.closeReq.cause.label(), "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
+}
+
+// authenticateAndAdmit runs the steps before serving: it takes what the
+// connection presents (waiting for an Authenticate frame if need be),
+// then, within an admission slot, verifies the ticket and admits the
+// connection. Only the steps that cost broker round trips hold a slot, so
+// clients slow to authenticate cannot starve the others.
+func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) error {
+	ident, token, err := s.credentialsOf(ctx, cl, frames, cr)
+	if err != nil {
+		return err
+	}
+	if !s.admission.enter(ctx) {
+		cl.logger().Info("admission refused: too many connections being admitted", "remote", cr.remote)
+		return &refusal{req: s.admission.busy()}
+	}
+	defer s.admission.leave()
+	if token != "" {
+		if ident, err = s.verify(ctx, cl, token, cr.remote); err != nil {
+			return err
+		}
+	}
+	return s.admit(ctx, cl, ident, cr.remote)
 }
 
 // next waits for the client's next frame. It fails once a close is
