@@ -26,6 +26,7 @@ type client struct {
 	user   string          // set at admission
 	rooms  map[string]bool // rooms the ticket allows; nil: any
 	ws     *websocket.Conn
+	conn   *leanConn                   // ws's socket, corked by the writer around a batch
 	log    atomic.Pointer[slog.Logger] // replaced once the user is known
 	queue  *sendQueue
 	writeT time.Duration
@@ -48,29 +49,29 @@ type client struct {
 	closing   chan struct{}
 	closeReq  closeRequest
 
-	// writes is the parent of every write's context. close cancels it at
-	// once for an abrupt end, and stuckWriteGrace after a request that
-	// drops the queue, so that a write stuck on a client that stopped
-	// reading cannot hold the connection open until the write timeout.
-	writes       context.Context
-	cancelWrites context.CancelFunc
-	stuckTimer   *time.Timer // set by close, stopped by the writer
+	// watchdog aborts a write that takes longer than WRITE_TIMEOUT: one
+	// timer per connection, re-armed per frame, instead of a context and
+	// a library callback per write. close aborts writes at once for an
+	// abrupt end, and stuckWriteGrace after a request that drops the
+	// queue, so that a write stuck on a client that stopped reading cannot
+	// hold the connection open until the write timeout.
+	watchdog   *time.Timer
+	stuckTimer *time.Timer // set by close, stopped by the writer
 }
 
 func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
-	writes, cancel := context.WithCancel(context.Background())
 	c := &client{
-		id:           id,
-		limits:       lim,
-		ws:           ws,
-		queue:        newSendQueue(queueBytes),
-		writeT:       writeTimeout,
-		sent:         sent,
-		reading:      newReadMark(),
-		closing:      make(chan struct{}),
-		writes:       writes,
-		cancelWrites: cancel,
+		id:      id,
+		limits:  lim,
+		ws:      ws,
+		queue:   newSendQueue(queueBytes),
+		writeT:  writeTimeout,
+		sent:    sent,
+		reading: newReadMark(),
+		closing: make(chan struct{}),
 	}
+	c.watchdog = time.AfterFunc(time.Hour, c.abortWrites)
+	c.watchdog.Stop()
 	c.log.Store(log.With("conn", id))
 	return c
 }
@@ -163,18 +164,22 @@ func (c *client) close(req closeRequest) {
 		c.closeReq = req
 		switch req.cause.ending() {
 		case endAbrupt:
-			c.cancelWrites()
+			c.abortWrites()
 		case endDrop:
 			// The queue's memory is released now; the frame being written
 			// (if any) is finished within the grace, then the close frame
 			// follows it.
 			c.queue.drop()
-			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.cancelWrites)
+			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.abortWrites)
 		case endFlush:
 		}
 		close(c.closing) // last: the writer reads closeReq and stuckTimer once it sees this
 	})
 }
+
+// abortWrites ends a write in progress (and the connection) by closing
+// the socket under it.
+func (c *client) abortWrites() { _ = c.ws.CloseNow() }
 
 // isClosing reports whether a close was requested.
 func (c *client) isClosing() bool {

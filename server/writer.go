@@ -21,7 +21,7 @@ const stuckWriteGrace = 5 * time.Second
 // frames until a close is requested, its one way to stop, and then carries
 // the request out. A failed write requests an abrupt close.
 func (c *client) writeLoop() {
-	defer c.cancelWrites()
+	defer c.watchdog.Stop()
 	for {
 		select {
 		case <-c.closing:
@@ -37,19 +37,36 @@ func (c *client) writeLoop() {
 }
 
 // writeQueued writes everything queued, stopping early if a close that
-// does not flush is requested meanwhile.
+// does not flush is requested meanwhile. The frames of one batch leave in
+// one system call (the socket is corked around them), within one
+// WRITE_TIMEOUT that the watchdog enforces.
 func (c *client) writeQueued() error {
-	for _, frame := range c.queue.take() {
-		if c.isClosing() && c.closeReq.cause.ending() != endFlush {
-			return nil
-		}
-		err := c.write(frame)
-		c.queue.done(frame)
-		if err != nil {
-			return err
-		}
+	frames := c.queue.take()
+	if len(frames) == 0 {
+		return nil
 	}
-	return nil
+	c.watchdog.Reset(c.writeT)
+	defer c.watchdog.Stop()
+	c.conn.cork()
+	var err error
+	for _, frame := range frames {
+		if c.isClosing() && c.closeReq.cause.ending() != endFlush {
+			break
+		}
+		// The library is given a context that is never done, so it arms no
+		// timer of its own: the watchdog bounds the batch.
+		if err = c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
+			break
+		}
+		c.sent.Inc()
+	}
+	if uerr := c.conn.uncork(); err == nil {
+		err = uerr
+	}
+	for _, frame := range frames {
+		c.queue.done(frame)
+	}
+	return err
 }
 
 // finish carries out the close request: an abrupt close, or the close
@@ -72,15 +89,4 @@ func (c *client) finish() {
 	case endDrop:
 	}
 	_ = c.ws.Close(req.code, req.reason)
-}
-
-// write writes one frame within WRITE_TIMEOUT.
-func (c *client) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(c.writes, c.writeT)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
-		return err
-	}
-	c.sent.Inc()
-	return nil
 }

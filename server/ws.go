@@ -37,7 +37,8 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 		byteRate: float64(s.cfg.RateBytes), byteBurst: s.cfg.RateBytesBurst,
 		maxStrikes: s.cfg.RateLimitStrikes,
 	})
-	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{
+	lean := &leanHijacker{ResponseWriter: c.Response()}
+	ws, err := websocket.Accept(lean, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.AllowedOrigins,
 		OnPingReceived: lim.ping,
 	})
@@ -46,7 +47,10 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 		s.log.Info("websocket handshake refused", "err", err, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return nil
 	}
-	s.serveConn(ws, cr, lim)
+	// The connection is served on a goroutine of its own, so that
+	// net/http's goroutine (with its grown stack) and the request are
+	// released while the socket lives on.
+	go s.serveConn(ws, lean.conn, cr, lim)
 	return nil
 }
 
@@ -68,8 +72,9 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // request itself while it waits for the worker). Every path ends in one:
 // the reader requests one when the peer goes, and serveConn when the
 // worker is done.
-func (s *Server) serveConn(ws *websocket.Conn, cr credentials, lim *limiter) {
+func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, lim *limiter) {
 	cl := newClient(uuid.NewString(), ws, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+	cl.conn = conn
 	lim.onAbuse = func() {
 		cl.logger().Info("closing connection flooding with pings")
 		cl.close(closeFor(causeRateLimit))
@@ -122,7 +127,7 @@ func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, frames <-
 		return &refusal{req: s.admission.busy()}
 	}
 	defer s.admission.leave()
-	if token != "" {
+	if !cr.open { // every ticket is verified, an empty one too
 		if ident, err = s.verify(ctx, cl, token, cr.remote); err != nil {
 			return err
 		}
