@@ -151,19 +151,45 @@ func (r *Redis) topicOf(channel string) (string, bool) {
 
 func (r *Redis) streamKey(topic string) string { return r.key(topic, ":history") }
 
-// op bounds one Redis operation by OpTimeout and the broker's life.
+// errOpTimeout is the cause of an operation that ran past OpTimeout.
+var errOpTimeout = errors.New("redis operation timed out")
+
+// op bounds one Redis operation by OpTimeout and the broker's life. The
+// returned context's cause tells why it ended (see fail).
 func (r *Redis) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.OpTimeout)
-	stop := context.AfterFunc(r.ctx, cancel)
-	return ctx, func() { stop(); cancel() }
+	ctx, closed := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.OpTimeout, errOpTimeout)
+	stop := context.AfterFunc(r.ctx, func() { closed(ErrClosed) })
+	return ctx, func() { stop(); cancel(); closed(nil) }
 }
 
-// unavailable wraps a Redis failure so callers can tell it from bad input.
+// fail turns the error of an operation run under ctx (from op) into the
+// broker's: the caller's own cancellation or deadline when that is why it
+// failed (so errors.Is(err, context.Canceled) holds for a caller that left),
+// ErrClosed when the broker was closed under it, and otherwise
+// ErrUnavailable. Each wraps the underlying error too.
+func fail(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	switch {
+	case cause == nil || errors.Is(cause, errOpTimeout):
+		return unavailable(err)
+	case errors.Is(err, cause):
+		return err
+	default:
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+}
+
+// unavailable wraps a Redis failure so callers can tell it from bad input,
+// keeping the failure itself as a cause.
 func unavailable(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // publishCommand is PUBLISH, or SPUBLISH in a cluster.
@@ -184,7 +210,7 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 		res, err := publishScript.Run(ctx, r.client, []string{r.streamKey(msg.Topic)},
 			ch, msg.Data, msg.Except, r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(), r.publishCommand()).Slice()
 		if err != nil {
-			return PublishResult{}, unavailable(err)
+			return PublishResult{}, fail(ctx, err)
 		}
 		id, _ := res[0].(string)
 		n, _ := res[1].(int64)
@@ -201,7 +227,7 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 	}
 	n, err := cmd.Result()
 	if err != nil {
-		return PublishResult{}, unavailable(err)
+		return PublishResult{}, fail(ctx, err)
 	}
 	return PublishResult{Receivers: int(n)}, nil
 }
@@ -236,7 +262,7 @@ func (r *Redis) History(ctx context.Context, topic string, q HistoryQuery) (Hist
 	}
 	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count, q.MaxBytes).Slice()
 	if err != nil {
-		return HistoryPage{}, unavailable(err)
+		return HistoryPage{}, fail(ctx, err)
 	}
 	return parseHistory(topic, res, q)
 }
@@ -284,7 +310,7 @@ func (r *Redis) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	ok, err := r.client.SetNX(ctx, r.opts.Prefix+"claim:"+key, 1, ttl).Result()
-	return ok, unavailable(err)
+	return ok, fail(ctx, err)
 }
 
 // Subscribe makes this node receive topic's messages, returning once Redis

@@ -43,7 +43,7 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user),
 		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join").Int()
 	if err != nil {
-		return false, unavailable(err)
+		return false, fail(ctx, err)
 	}
 	r.presence.mu.Lock()
 	r.presence.local[presenceEntry{topic, user, conn}] = joined
@@ -65,13 +65,13 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 		select {
 		case <-beat:
 		case <-ctx.Done():
-			return false, unavailable(ctx.Err())
+			return false, fail(ctx, ctx.Err())
 		}
 	}
 	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
 		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds()).Int()
 	if err != nil {
-		return false, unavailable(err)
+		return false, fail(ctx, err)
 	}
 	return n == 1, nil
 }
@@ -85,7 +85,7 @@ func (r *Redis) SweepPresence(ctx context.Context, topic string, left FrameTempl
 	defer cancel()
 	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept")},
 		r.channel(topic), left.Prefix, left.Suffix, r.publishCommand(), r.sweptMemory().Milliseconds()).StringSlice()
-	return users, unavailable(err)
+	return users, fail(ctx, err)
 }
 
 // Members lists the users with a live connection on topic, sorted.
@@ -94,7 +94,7 @@ func (r *Redis) Members(ctx context.Context, topic string) ([]string, error) {
 	defer cancel()
 	users, err := membersScript.Run(ctx, r.client, []string{r.key(topic, ":users")}).StringSlice()
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, fail(ctx, err)
 	}
 	slices.Sort(users)
 	return users, nil

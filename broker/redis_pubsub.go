@@ -114,6 +114,9 @@ func (s *subscriptions) shardOrClosed(sh *shard) (*shard, error) {
 // subscription. On error the topic stays wanted and is subscribed when
 // Redis is back, unless unsubscribe is called.
 func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil {
+		return fail(ctx, err)
+	}
 	ch := s.r.channel(topic)
 	sh, routeErr := s.route(ctx, ch)
 	wait := make(chan error, 1)
@@ -161,7 +164,7 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 	case err := <-wait:
 		return err
 	case <-ctx.Done():
-		return unavailable(ctx.Err())
+		return fail(ctx, ctx.Err())
 	}
 }
 

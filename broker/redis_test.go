@@ -17,7 +17,7 @@ func redisBackend(t *testing.T, url string, cluster []string) backend {
 	return backend{
 		multiNode:       true,
 		approximateTrim: true,
-		newNode: func(t *testing.T, opts Options) testBroker {
+		newNode: func(t *testing.T, opts Options) Broker {
 			b, err := NewRedis(RedisOptions{Options: opts, URL: url, ClusterAddrs: cluster, Prefix: "test:" + t.Name() + ":", OpTimeout: 3 * time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -44,7 +44,7 @@ func newRedisNode(t *testing.T, url string, cluster []string, prefix string, opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{testBroker: b, got: make(chan Message, 10000)}
+	n := &node{Broker: b, got: make(chan Message, 10000)}
 	n.Start(func(m Message) { n.got <- m })
 	t.Cleanup(func() { _ = b.Close() })
 	return b, n
