@@ -44,13 +44,12 @@ type Redis struct {
 	log     *slog.Logger
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // nil with a single Redis
-	deliver func(Message)
 
 	ctx    context.Context // cancelled by Close; parent of every goroutine
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	subs     subscriptions
+	subs     *subscriptions
 	presence presenceTracker
 }
 
@@ -85,7 +84,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		return nil, errors.New("redis broker: no URL or cluster addresses")
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.subs.init(r)
+	r.subs = newSubscriptions(r.pubsubDeps())
 	r.presence.init()
 	return r, nil
 }
@@ -98,11 +97,34 @@ func tune(minBackoff, maxBackoff, dial *time.Duration) {
 	*minBackoff, *maxBackoff, *dial = 50*time.Millisecond, 500*time.Millisecond, 2*time.Second
 }
 
+// pubsubDeps gives the subscription set what it needs of the broker.
+func (r *Redis) pubsubDeps() pubsubDeps {
+	d := pubsubDeps{log: r.log, channel: r.channel, decode: r.decodePayload, opTimeout: r.opts.OpTimeout}
+	if r.opts.HistorySize > 0 {
+		d.history = r.History
+	}
+	if r.cluster == nil {
+		client := r.client
+		single := endpoint{dial: func(ctx context.Context) *redis.PubSub { return client.Subscribe(ctx) }}
+		d.endpoint = func(context.Context, string) (endpoint, error) { return single, nil }
+		return d
+	}
+	cluster := r.cluster
+	d.cluster, d.refresh = true, cluster.ReloadState
+	d.endpoint = func(ctx context.Context, ch string) (endpoint, error) {
+		master, err := cluster.MasterForKey(ctx, ch)
+		if err != nil {
+			return endpoint{}, err
+		}
+		return endpoint{addr: master.Options().Addr, dial: func(ctx context.Context) *redis.PubSub { return master.SSubscribe(ctx) }}, nil
+	}
+	return d
+}
+
 // Start sets the delivery callback and starts the pub/sub, routing and
 // presence heartbeat goroutines. Close stops them.
 func (r *Redis) Start(deliver func(Message)) {
-	r.deliver = deliver
-	r.wg.Go(r.subs.routeLoop)
+	r.subs.start(deliver)
 	r.wg.Go(r.presence.heartbeatLoop(r))
 }
 
@@ -111,7 +133,7 @@ func (r *Redis) Start(deliver func(Message)) {
 // first when they shut down gracefully.
 func (r *Redis) Close() error {
 	r.cancel()
-	r.subs.closeAll()
+	r.subs.close()
 	r.wg.Wait()
 	return r.client.Close()
 }
@@ -122,7 +144,7 @@ func (r *Redis) Ready(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis unreachable: %w", err)
 	}
-	return r.subs.ready()
+	return r.subs.ready(ctx)
 }
 
 // key names a Redis key (or channel) of topic. The topic goes inside a
@@ -132,22 +154,10 @@ func (r *Redis) key(topic, suffix string) string {
 	return r.opts.Prefix + "{" + tagEscaper.Replace(topic) + "}" + suffix
 }
 
-var (
-	tagEscaper   = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
-	tagUnescaper = strings.NewReplacer("%25", "%", "%7B", "{", "%7D", "}")
-)
+var tagEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
 
 // channel is the Redis pub/sub channel of a topic.
 func (r *Redis) channel(topic string) string { return r.key(topic, "") }
-
-// topicOf inverts channel.
-func (r *Redis) topicOf(channel string) (string, bool) {
-	rest, ok := strings.CutPrefix(channel, r.opts.Prefix+"{")
-	if !ok || !strings.HasSuffix(rest, "}") {
-		return "", false
-	}
-	return tagUnescaper.Replace(rest[:len(rest)-1]), true
-}
 
 func (r *Redis) streamKey(topic string) string { return r.key(topic, ":history") }
 
@@ -324,5 +334,6 @@ func (r *Redis) Subscribe(ctx context.Context, topic string) error {
 
 // Unsubscribe stops this node receiving topic's messages.
 func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
-	return r.subs.unsubscribe(topic)
+	r.subs.unsubscribe(topic)
+	return nil
 }

@@ -109,9 +109,7 @@ func TestOnePubSubConnectionPerNode(t *testing.T) {
 			}
 			waitFor(t, func() bool { return numsub(t, a.client, tc.sharded, a.channel(topics[0])) == 1 })
 
-			a.subs.mu.Lock()
-			shards := len(a.subs.shards)
-			a.subs.mu.Unlock()
+			shards := a.subs.shardCount()
 			want := 1
 			if tc.sharded {
 				want = 3 // six rooms spread over three masters
@@ -215,6 +213,13 @@ func TestGapFillAfterPubSubDrop(t *testing.T) {
 	na.nothing(t)
 }
 
+// shardCount is how many pub/sub connections the node keeps.
+func (s *subscriptions) shardCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.shards)
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -309,7 +314,7 @@ func TestCancelledCallsKeepTheConnection(t *testing.T) {
 	}
 	waitFor(t, func() bool { return a.Ready(ctx) == nil })
 	a.subs.mu.Lock()
-	connects := a.subs.shards[""].connects
+	connects := a.subs.shards[""].connects.Load()
 	a.subs.mu.Unlock()
 	if connects != 1 {
 		t.Fatalf("the pub/sub connection was made %d times, want 1", connects)
@@ -457,9 +462,7 @@ func TestDeadMasterDoesNotSpin(t *testing.T) {
 	if cpu > time.Second { // a tight retry loop burns about a core: 3 s here
 		t.Fatalf("%s of CPU in 3 s while a master is down: the node spins", cpu)
 	}
-	a.subs.mu.Lock()
-	shards := len(a.subs.shards)
-	a.subs.mu.Unlock()
+	shards := a.subs.shardCount()
 	if shards > 3 {
 		t.Fatalf("%d shards for a 3-master cluster", shards)
 	}
