@@ -1,48 +1,6 @@
 package broker
 
-import (
-	"context"
-
-	"github.com/redis/go-redis/v9"
-)
-
-// channelState is what a shard knows of one channel it serves.
-//
-// Messages are told apart, and gaps found, by their Redis stream ids
-// rather than by contiguous per-topic offsets (as centrifuge's offset and
-// epoch). The stream id is the id clients see on the wire and resume from
-// with since, so golden frames and resumption stay as they are; it is
-// assigned by the same atomic XADD that publishes the message, so it needs
-// no second counter kept in step with the stream; and since ids are not
-// contiguous, a gap is not read from the numbers but found by reading the
-// history after the last delivered id whenever a subscription is restored
-// (a lost message can only be lost while the connection is down).
-type channelState struct {
-	topic string
-	// wanted is false while an unsubscribe awaits its answer.
-	wanted bool
-	// confirmed is true once Redis confirmed the subscription on the
-	// current connection.
-	confirmed bool
-	// pending counts answers still due to (un)subscribe commands sent on
-	// the current connection.
-	pending int
-	// waiters are Subscribe calls waiting for the confirmation.
-	waiters []chan<- error
-	// lastID is the id of the newest stored message delivered, "" before
-	// the first (or after a Gap).
-	lastID string
-	// fill is non-nil while a gap fill runs.
-	fill *gapFill
-}
-
-// release answers every waiting Subscribe call with err.
-func (st *channelState) release(err error) {
-	for _, w := range st.waiters {
-		w <- err
-	}
-	st.waiters = nil
-}
+import "context"
 
 // Bounds of a gap fill: what a node replays by itself after its pub/sub
 // connection came back. Small enough that its members' send queues take it
@@ -150,36 +108,4 @@ func (sh *shard) filled(d fillDone) {
 	for _, m := range d.fill.held {
 		sh.deliver(st, m)
 	}
-}
-
-// onMessage delivers one pub/sub message, or holds it while its channel's
-// gap is being filled. Messages of channels the shard no longer serves
-// (still in flight when it unsubscribed) are dropped.
-func (sh *shard) onMessage(m *redis.Message) {
-	st := sh.chans[m.Channel]
-	if st == nil || !st.wanted {
-		return
-	}
-	msg, ok := sh.set.deps.decode(st.topic, m.Payload)
-	if !ok {
-		sh.log.Error("dropping malformed pub/sub payload", "channel", m.Channel)
-		return
-	}
-	if st.fill != nil {
-		st.fill.hold(msg)
-		return
-	}
-	sh.deliver(st, msg)
-}
-
-// deliver passes msg on, skipping a stored message not newer than the
-// last one delivered on its channel (a gap fill delivered it already).
-func (sh *shard) deliver(st *channelState, msg Message) {
-	if msg.ID != "" {
-		if st.lastID != "" && CompareIDs(msg.ID, st.lastID) <= 0 {
-			return
-		}
-		st.lastID = msg.ID
-	}
-	sh.set.deps.deliver(msg)
 }

@@ -103,10 +103,15 @@ func (sh *shard) run(delay time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-sh.inbox.ready:
-			for _, cmd := range sh.inbox.take() {
-				sh.handle(cmd)
-			}
+			sh.handleAll()
 		case ev := <-sh.events:
+			// Commands first: an Unsubscribe that returned before a message
+			// was published must stop its delivery.
+			select {
+			case <-sh.inbox.ready:
+				sh.handleAll()
+			default:
+			}
 			switch ev := ev.(type) {
 			case connUp:
 				sh.connected(ev.ps)
@@ -124,6 +129,12 @@ func (sh *shard) run(delay time.Duration) {
 			}
 			sh.dial(ctx)
 		}
+	}
+}
+
+func (sh *shard) handleAll() {
+	for _, cmd := range sh.inbox.take() {
+		sh.handle(cmd)
 	}
 }
 
@@ -291,124 +302,6 @@ func (sh *shard) retire() bool {
 		delete(s.shards, sh.ep.addr)
 	}
 	return true
-}
-
-// subscribe starts serving a channel the set asked for.
-func (sh *shard) subscribe(c subscribeCmd) {
-	if !sh.set.owns(sh, c.channel) {
-		// Given back or given up since the command was sent.
-		if c.reply != nil {
-			c.reply <- ErrUnavailable
-		}
-		return
-	}
-	st := sh.chans[c.channel]
-	if st == nil {
-		st = &channelState{topic: c.topic, lastID: c.resume}
-		sh.chans[c.channel] = st
-	}
-	leaving := !st.wanted && st.pending > 0
-	st.wanted = true
-	if st.confirmed && st.pending == 0 {
-		if c.reply != nil {
-			c.reply <- nil
-		}
-		return
-	}
-	if c.reply != nil {
-		st.waiters = append(st.waiters, c.reply)
-	}
-	// Connected: ask now (unless asked already). Disconnected: the next
-	// connection asks for every channel, which answers this call too.
-	if sh.ps != nil && (st.pending == 0 || leaving) {
-		if err := sh.write(true, c.channel); err != nil {
-			sh.log.Debug("subscribe command failed", "channel", c.channel, "err", err)
-		}
-	}
-}
-
-// unsubscribe stops serving a channel. Its state stays until Redis has
-// answered every command sent for it, so that those answers are not
-// mistaken for news.
-func (sh *shard) unsubscribe(ch string) {
-	st := sh.chans[ch]
-	if st == nil || !st.wanted {
-		return
-	}
-	st.wanted, st.confirmed, st.fill = false, false, nil
-	st.release(ErrUnavailable)
-	if sh.ps != nil {
-		if err := sh.write(false, ch); err != nil {
-			sh.log.Debug("unsubscribe command failed", "channel", ch, "err", err)
-		}
-	}
-	if st.pending == 0 {
-		delete(sh.chans, ch)
-	}
-}
-
-// write sends a (un)subscribe command for channels, counting the answers
-// it awaits. It is written under the set's context, not a caller's:
-// go-redis drops a connection whose write was cancelled, and this one
-// carries every subscription of the shard.
-func (sh *shard) write(subscribe bool, channels ...string) error {
-	for _, ch := range channels {
-		sh.chans[ch].pending++
-	}
-	ctx, sharded := sh.set.ctx, sh.set.deps.cluster
-	switch {
-	case subscribe && sharded:
-		var first error
-		for _, ch := range channels { // one command per channel: channels of one SSUBSCRIBE must share a slot
-			if err := sh.ps.SSubscribe(ctx, ch); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	case subscribe:
-		return sh.ps.Subscribe(ctx, channels...)
-	case sharded:
-		return sh.ps.SUnsubscribe(ctx, channels...)
-	default:
-		return sh.ps.Unsubscribe(ctx, channels...)
-	}
-}
-
-// onSubscription applies Redis's answer to a (un)subscribe command.
-func (sh *shard) onSubscription(m *redis.Subscription) {
-	st := sh.chans[m.Channel]
-	if st == nil {
-		return
-	}
-	switch m.Kind {
-	case "subscribe", "ssubscribe":
-		if st.pending > 0 {
-			st.pending--
-		}
-		if st.pending > 0 {
-			return
-		}
-		if !st.wanted {
-			delete(sh.chans, m.Channel)
-			return
-		}
-		sh.confirm(m.Channel, st)
-	case "unsubscribe", "sunsubscribe":
-		if st.pending > 0 {
-			if st.pending--; st.pending == 0 && !st.wanted {
-				delete(sh.chans, m.Channel)
-			}
-			return
-		}
-		// Not an answer: Redis unsubscribes shard channels by itself when
-		// their slot moves to another master. Follow the slot.
-		if st.wanted {
-			sh.log.Info("redis moved a subscription; re-routing", "channel", m.Channel)
-			st.release(ErrUnavailable)
-			delete(sh.chans, m.Channel)
-			sh.set.giveBack(sh, map[string]string{m.Channel: st.lastID})
-		}
-	}
 }
 
 // inbox is a shard's queue of commands: unbounded, so that senders never

@@ -176,43 +176,6 @@ func TestRedisDownAtStart(t *testing.T) {
 	}
 }
 
-// TestGapFillAfterPubSubDrop kills only the node's pub/sub connection
-// (Redis stays up), publishes while it reconnects, and expects the stored
-// messages to be delivered once, in order.
-func TestGapFillAfterPubSubDrop(t *testing.T) {
-	srv := testredis.Start(t)
-	ctx := context.Background()
-	a, na := newRedisNode(t, srv.URL(), nil, "g:", testOpts)
-	b, _ := newRedisNode(t, srv.URL(), nil, "g:", testOpts)
-	if err := a.Subscribe(ctx, "room:#g"); err != nil {
-		t.Fatal(err)
-	}
-	first, err := b.Publish(ctx, Message{Topic: "room:#g", Data: []byte("0")}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); got.ID != first.ID {
-		t.Fatalf("delivered %+v", got)
-	}
-	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := 1; i <= 20; i++ {
-		res, err := b.Publish(ctx, Message{Topic: "room:#g", Data: []byte{byte('0' + i%10)}}, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, res.ID)
-	}
-	for i, id := range want {
-		if got := na.next(t); got.ID != id {
-			t.Fatalf("delivery %d: id %s, want %s", i, got.ID, id)
-		}
-	}
-	na.nothing(t)
-}
-
 // shardCount is how many pub/sub connections the node keeps.
 func (s *subscriptions) shardCount() int {
 	s.mu.Lock()
@@ -362,75 +325,6 @@ func TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone(t *testing.T) {
 	}
 	if got := nb.next(t); string(got.Data) != "joined u" {
 		t.Fatalf("after the sweep, the heartbeat announced %q", got.Data)
-	}
-}
-
-// TestLargeGapAsksToResync: when more was stored while the node's pub/sub
-// connection was down than it replays by itself, it delivers a Gap
-// instead (its clients then resume from history), and live traffic goes
-// on afterwards.
-func TestLargeGapAsksToResync(t *testing.T) {
-	srv := testredis.Start(t)
-	ctx := context.Background()
-	a, na := newRedisNode(t, srv.URL(), nil, "lg:", testOpts)
-	b, _ := newRedisNode(t, srv.URL(), nil, "lg:", testOpts)
-	const topic = "room:#big"
-	if err := a.Subscribe(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("seen")}, true); err != nil {
-		t.Fatal(err)
-	}
-	na.next(t)
-	// Stored, never published: what a node misses while disconnected.
-	big := strings.Repeat("x", 1024)
-	for range (gapFillBytes / 1024) + 10 {
-		if err := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey(topic), Values: []string{"d", big}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); !got.Gap || got.Topic != topic || got.Data != nil {
-		t.Fatalf("after a large gap delivered %+v, want a Gap", got)
-	}
-	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("live")}, true); err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); string(got.Data) != "live" {
-		t.Fatalf("then delivered %q", got.Data)
-	}
-}
-
-// TestTrimmedGapAsksToResync: if messages missed while disconnected were
-// already trimmed from the stream, replaying what is left would hide the
-// loss: the node delivers a Gap instead.
-func TestTrimmedGapAsksToResync(t *testing.T) {
-	srv := testredis.Start(t)
-	ctx := context.Background()
-	opts := testOpts
-	opts.HistorySize = 50
-	a, na := newRedisNode(t, srv.URL(), nil, "tg:", opts)
-	b, _ := newRedisNode(t, srv.URL(), nil, "tg:", opts)
-	const topic = "room:#trim"
-	if err := a.Subscribe(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("seen")}, true); err != nil {
-		t.Fatal(err)
-	}
-	na.next(t)
-	for range 300 { // stored while a was not listening, and trimmed
-		if err := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey(topic), MaxLen: 50, Approx: true, Values: []string{"d", "x"}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); !got.Gap {
-		t.Fatalf("after a trimmed gap delivered %+v, want a Gap", got)
 	}
 }
 
