@@ -531,7 +531,7 @@ func TestCloseWithoutStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string]interface{ Close() error }{"memory": NewMemory(testOpts), "redis": r} {
+	for name, b := range map[string]Broker{"memory": NewMemory(testOpts), "redis": r} {
 		done := make(chan error, 1)
 		go func() { done <- b.Close() }()
 		select {

@@ -24,9 +24,10 @@ type RedisOptions struct {
 	ClusterAddrs []string
 	// Prefix namespaces every key and channel.
 	Prefix string
-	// OpTimeout bounds each operation a client is waiting for.
+	// OpTimeout bounds each operation a client is waiting for. Default 5s.
 	OpTimeout time.Duration
-	Log       *slog.Logger
+	// Log receives the broker's logs; nil discards them.
+	Log *slog.Logger
 }
 
 // Redis is the broker for many nodes. Each node holds one pub/sub
@@ -45,11 +46,11 @@ type Redis struct {
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // nil with a single Redis
 
-	ctx    context.Context // cancelled by Close; parent of every goroutine
+	ctx    context.Context // cancelled by Close; bounds every operation and the heartbeat
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the heartbeat
 
-	subs     *subscriptions
+	subs     *subscriptions // the pub/sub connections, with their own goroutines
 	presence presenceTracker
 }
 
@@ -325,14 +326,18 @@ func (r *Redis) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 
 // Subscribe makes this node receive topic's messages, returning once Redis
 // has confirmed the subscription. If it fails, the topic stays wanted and
-// is subscribed when Redis is back; call Unsubscribe to give it up.
+// is subscribed when Redis is back; call Unsubscribe to give it up. A call
+// whose context has already ended changes nothing.
 func (r *Redis) Subscribe(ctx context.Context, topic string) error {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	return r.subs.subscribe(ctx, topic)
 }
 
-// Unsubscribe stops this node receiving topic's messages.
+// Unsubscribe stops this node receiving topic's messages: none published
+// after it returns is delivered. The command reaches Redis through the
+// topic's pub/sub connection without waiting; if that connection is
+// broken, the subscription went with it.
 func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
 	r.subs.unsubscribe(topic)
 	return nil

@@ -93,10 +93,12 @@ func (sh *shard) run(delay time.Duration) {
 	defer sh.stop()
 	ctx := sh.set.ctx
 	var retry <-chan time.Time
+	dialed := false // a shard that has not tried yet keeps the channel it was made for
+	dial := func() { dialed = true; sh.dial(ctx) }
 	if delay > 0 {
 		retry = time.After(delay)
 	} else {
-		sh.dial(ctx)
+		dial()
 	}
 	for {
 		select {
@@ -124,10 +126,10 @@ func (sh *shard) run(delay time.Duration) {
 			}
 		case <-retry:
 			retry = nil
-			if sh.retire() {
+			if dialed && sh.retire() {
 				return
 			}
-			sh.dial(ctx)
+			dial()
 		}
 	}
 }
@@ -309,7 +311,7 @@ func (sh *shard) retire() bool {
 type inbox struct {
 	mu    sync.Mutex
 	items []any
-	ready chan struct{} // holds a token while items is not empty
+	ready chan struct{} // gets a token at every put, if it has none
 }
 
 func (b *inbox) put(item any) {

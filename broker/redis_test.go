@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"syscall"
@@ -134,7 +135,8 @@ func TestRedisRestart(t *testing.T) {
 	}
 
 	srv.Stop(t)
-	if _, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte("lost")}, true); err == nil || !strings.Contains(err.Error(), ErrUnavailable.Error()) {
+	_, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte("lost")}, true)
+	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("publish with Redis down: err = %v, want ErrUnavailable", err)
 	}
 	waitFor(t, func() bool { return a.Ready(ctx) != nil })
@@ -359,5 +361,52 @@ func TestDeadMasterDoesNotSpin(t *testing.T) {
 	shards := a.subs.shardCount()
 	if shards > 3 {
 		t.Fatalf("%d shards for a 3-master cluster", shards)
+	}
+}
+
+// TestErrorsKeepTheirCause: a call Redis does not answer in time fails
+// with ErrUnavailable when the broker's OpTimeout runs out, but with the
+// caller's own context error when the caller's deadline passes first (the
+// caller left; Redis is not to blame).
+func TestErrorsKeepTheirCause(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	b, err := NewRedis(RedisOptions{Options: testOpts, URL: srv.URL(), Prefix: "ec:", OpTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start(func(Message) {})
+	t.Cleanup(func() { _ = b.Close() })
+	if _, err := b.Publish(ctx, Message{Topic: "t", Data: []byte("warm")}, true); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // of the caller's context; 0: none
+		want     error
+		notWant  error
+	}{
+		{"broker timeout", 0, ErrUnavailable, context.Canceled},
+		{"caller deadline", 100 * time.Millisecond, context.DeadlineExceeded, ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Longer than any timeout here; commands (even UNPAUSE) wait it out.
+			if err := admin.Do(ctx, "CLIENT", "PAUSE", 1500, "ALL").Err(); err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Ping(ctx) // returns once the pause is over
+			callCtx := ctx
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				callCtx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			_, err := b.Publish(callCtx, Message{Topic: "t", Data: []byte("x")}, true)
+			if !errors.Is(err, tc.want) || errors.Is(err, tc.notWant) {
+				t.Fatalf("err = %v, want %v and not %v", err, tc.want, tc.notWant)
+			}
+		})
 	}
 }
