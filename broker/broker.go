@@ -1,8 +1,8 @@
-// Package broker moves messages between Switchboard nodes: it publishes
-// them on topics, keeps their history, and holds the shared state that
-// goes with them (room presence, single-use claims), in memory for a
-// single node (Memory) or in Redis for many (Redis). The contract both
-// keep is the Broker interface.
+// Package broker carries messages between Switchboard nodes: it publishes
+// them on topics and keeps their history, with the state that must be
+// shared alongside (room presence, single-use claims), in memory for a
+// single node (Memory) or in Redis for many (Redis). Both keep the
+// contract of the Broker interface.
 package broker
 
 import (

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -406,6 +407,53 @@ func TestErrorsKeepTheirCause(t *testing.T) {
 			_, err := b.Publish(callCtx, Message{Topic: "t", Data: []byte("x")}, true)
 			if !errors.Is(err, tc.want) || errors.Is(err, tc.notWant) {
 				t.Fatalf("err = %v, want %v and not %v", err, tc.want, tc.notWant)
+			}
+		})
+	}
+}
+
+// TestCloseEndsEveryGoroutine: Close ends the shards, their connections'
+// readers, the router and the presence heartbeat, in a cluster too.
+func TestCloseEndsEveryGoroutine(t *testing.T) {
+	srv := testredis.Start(t)
+	cluster := testredis.StartCluster(t, 3)
+	for _, tc := range []struct {
+		name  string
+		url   string
+		addrs []string
+	}{
+		{"single", srv.URL(), nil},
+		{"cluster", "", cluster.Addrs()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			before := runtime.NumGoroutine()
+			a, err := NewRedis(RedisOptions{Options: testOpts, URL: tc.url, ClusterAddrs: tc.addrs, Prefix: "ce:", OpTimeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Start(func(Message) {})
+			for _, topic := range []string{"room:#a", "room:#b", "room:#c", "room:#d"} {
+				if err := a.Subscribe(ctx, topic); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Publish(ctx, Message{Topic: topic, Data: []byte("x")}, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := a.AddPresence(ctx, "room:#a", "u", "c", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before {
+				if time.Now().After(deadline) {
+					buf := make([]byte, 1<<20)
+					t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
