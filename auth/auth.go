@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/switchboard/switchboard/broker"
 )
 
 // Claims are a ticket's claims: sub (the user name), aud (the configured
@@ -55,9 +57,7 @@ func reject(reason string, cause error) *Rejection { return &Rejection{Reason: r
 
 // Claimer records single-use keys. It is the broker, so that a ticket used
 // on one node is refused on every other.
-type Claimer interface {
-	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
-}
+type Claimer = broker.Claimer
 
 // Verifier checks tickets: signature with a pinned algorithm, required
 // claims, lifetime, and single use.

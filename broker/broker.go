@@ -1,9 +1,19 @@
-// Package broker carries the state Switchboard nodes share — published
-// messages, their history, room presence and single-use ticket claims —
-// in memory for a single node (Memory) or in Redis for many (Redis).
-//
-// Both implementations keep the same contract, pinned by one conformance
-// suite (conformance_test.go):
+// Package broker carries messages between Switchboard nodes: it publishes
+// them on topics and keeps their history, with the state that must be
+// shared alongside (room presence, single-use claims), in memory for a
+// single node (Memory) or in Redis for many (Redis). Both keep the
+// contract of the Broker interface.
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Broker is the whole contract both implementations keep, pinned by one
+// conformance suite (conformance_test.go) run against Memory, a single
+// Redis and a Redis Cluster:
 //
 //   - Subscribe returns only once the subscription is in effect: a message
 //     published after Subscribe returns reaches this node.
@@ -15,21 +25,87 @@
 //     published without being stored or stored without being published.
 //   - Messages published to one topic are delivered to each node in the
 //     order they were stored; ids increase strictly within a topic's stream.
-//   - The deliver callback is called from one goroutine per subscription
-//     connection and must not block.
+//   - The deliver callback given to Start must not block; it may be called
+//     from several goroutines, but never concurrently for one topic.
 //   - Presence announcements (the frames given to AddPresence,
 //     RemovePresence and SweepPresence) are published in the same atomic
 //     step as the presence change they announce: a user is announced as
 //     joined exactly when it becomes present and as left exactly when it
 //     stops being present, in that order on the topic.
-package broker
+//   - Errors keep their cause. A call whose context is cancelled (or
+//     passes its deadline) returns an error matching context.Canceled (or
+//     context.DeadlineExceeded); a store that cannot be reached gives one
+//     matching ErrUnavailable, wrapping the underlying error.
+//
+// Start is called once, before any other method but Close; Close ends
+// every goroutine the broker started.
+type Broker interface {
+	Publisher
+	Subscriber
+	Historian
+	Presence
+	Claimer
+	// Start sets the callback that receives every message of a subscribed
+	// topic and starts the broker's goroutines.
+	Start(deliver func(Message))
+	// Close stops the broker's goroutines and releases its connections.
+	Close() error
+	// Ready reports nil when the broker can serve traffic: its store
+	// answers and every wanted subscription is in effect.
+	Ready(ctx context.Context) error
+}
 
-import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
+// Publisher publishes messages on topics.
+type Publisher interface {
+	// Publish sends msg to every node subscribed to msg.Topic. With
+	// withHistory (and history enabled) the message is stored in the
+	// topic's stream in the same atomic step, and delivered with its id.
+	Publish(ctx context.Context, msg Message, withHistory bool) (PublishResult, error)
+}
+
+// Subscriber makes this node receive a topic's messages.
+type Subscriber interface {
+	// Subscribe returns once messages of topic reach this node.
+	Subscribe(ctx context.Context, topic string) error
+	// Unsubscribe stops this node receiving topic's messages.
+	Unsubscribe(ctx context.Context, topic string) error
+}
+
+// Historian reads stored messages.
+type Historian interface {
+	// History returns the page of topic's stored messages that q selects.
+	History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error)
+}
+
+// Presence records which users are present on a topic, across nodes, and
+// announces their arrivals and departures on it.
+type Presence interface {
+	// AddPresence records conn of user on topic. When user was not present
+	// there before, joined is published on the topic (to every connection
+	// but conn) and first is true.
+	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error)
+	// RemovePresence forgets conn on topic. When user has no connection
+	// left there, left is published on the topic and last is true.
+	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error)
+	// Members lists a page of the users present on topic, in name order,
+	// with how many are present in all.
+	Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error)
+	// SweepPresence removes the users whose connections all expired (their
+	// node stopped refreshing them), announces each with left, and returns
+	// them. Each is reported once, by whichever node sweeps first.
+	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
+}
+
+// Claimer records single-use keys, such as ticket ids, for every node.
+type Claimer interface {
+	// Claim records key for ttl and reports whether it was new: the first
+	// caller gets true, every later one false until ttl passes.
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+var (
+	_ Broker = (*Redis)(nil)
+	_ Broker = (*Memory)(nil)
 )
 
 // Message is what travels between nodes on a topic.
@@ -134,65 +210,3 @@ type Options struct {
 
 // DefaultOptions are the documented defaults.
 var DefaultOptions = Options{HistorySize: 1000, HistoryTTL: 24 * time.Hour, PresenceTTL: 30 * time.Second}
-
-// streamID is a parsed message id "<milliseconds>-<sequence>", the format of
-// Redis stream ids, used by both implementations.
-type streamID struct{ ms, seq uint64 }
-
-func parseID(s string) (streamID, error) {
-	msPart, seqPart, ok := strings.Cut(s, "-")
-	if !ok {
-		return streamID{}, fmt.Errorf("%w: %q", ErrInvalidID, s)
-	}
-	ms, err1 := strconv.ParseUint(msPart, 10, 64)
-	seq, err2 := strconv.ParseUint(seqPart, 10, 64)
-	if err1 != nil || err2 != nil {
-		return streamID{}, fmt.Errorf("%w: %q", ErrInvalidID, s)
-	}
-	return streamID{ms, seq}, nil
-}
-
-func (id streamID) String() string {
-	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
-}
-
-func (id streamID) less(o streamID) bool {
-	return id.ms < o.ms || (id.ms == o.ms && id.seq < o.seq)
-}
-
-// CompareIDs orders two message ids of one topic: -1 if a is older than b,
-// 0 if equal, +1 if newer. An id that does not parse sorts before every
-// valid one.
-func CompareIDs(a, b string) int {
-	ia, errA := parseID(a)
-	ib, errB := parseID(b)
-	switch {
-	case errA != nil && errB != nil:
-		return strings.Compare(a, b)
-	case errA != nil:
-		return -1
-	case errB != nil:
-		return 1
-	case ia.less(ib):
-		return -1
-	case ib.less(ia):
-		return 1
-	default:
-		return 0
-	}
-}
-
-// ValidID reports whether s is a well-formed message id.
-func ValidID(s string) bool {
-	_, err := parseID(s)
-	return err == nil
-}
-
-func validateQuery(q HistoryQuery) error {
-	for _, bound := range []string{q.Since, q.Before} {
-		if bound != "" && !ValidID(bound) {
-			return fmt.Errorf("%w: %q", ErrInvalidID, bound)
-		}
-	}
-	return nil
-}

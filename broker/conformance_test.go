@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,27 +13,11 @@ import (
 	"github.com/switchboard/switchboard/internal/testredis"
 )
 
-// testBroker is what the conformance suite drives: both implementations.
-type testBroker interface {
-	Start(deliver func(Message))
-	Close() error
-	Ready(ctx context.Context) error
-	Subscribe(ctx context.Context, topic string) error
-	Unsubscribe(ctx context.Context, topic string) error
-	Publish(ctx context.Context, msg Message, withHistory bool) (PublishResult, error)
-	History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error)
-	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error)
-	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error)
-	Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error)
-	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
-	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
-}
-
 // backend makes brokers over one shared store. For Redis every call gives
 // a new node of the same deployment; for Memory, nodes cannot share, so
 // multiNode tests are skipped.
 type backend struct {
-	newNode func(t *testing.T, opts Options) testBroker
+	newNode func(t *testing.T, opts Options) Broker
 	// multiNode is true when brokers from newNode share state.
 	multiNode bool
 	// approximateTrim is true when a stream may keep more than HistorySize
@@ -42,13 +27,13 @@ type backend struct {
 
 // node is a started broker with its deliveries collected.
 type node struct {
-	testBroker
+	Broker
 	got chan Message
 }
 
 func startNode(t *testing.T, be backend, opts Options) *node {
 	t.Helper()
-	n := &node{testBroker: be.newNode(t, opts), got: make(chan Message, 10000)}
+	n := &node{Broker: be.newNode(t, opts), got: make(chan Message, 10000)}
 	n.Start(func(m Message) { n.got <- m })
 	t.Cleanup(func() { _ = n.Close() })
 	return n
@@ -392,6 +377,55 @@ func runConformance(t *testing.T, be backend) {
 		n.nothing(t)
 	})
 
+	t.Run("CancelledContext", func(t *testing.T) {
+		n := startNode(t, be, testOpts)
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "kept"))
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		expired, cancel2 := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+		defer cancel2()
+		for _, tc := range []struct {
+			ctx  context.Context
+			want error
+		}{{cancelled, context.Canceled}, {expired, context.DeadlineExceeded}} {
+			for name, call := range map[string]func(context.Context) error{
+				"Publish": func(c context.Context) error {
+					_, err := n.Publish(c, Message{Topic: "kept", Data: []byte("never")}, true)
+					return err
+				},
+				"History": func(c context.Context) error {
+					_, err := n.History(c, "kept", HistoryQuery{})
+					return err
+				},
+				"Subscribe": func(c context.Context) error { return n.Subscribe(c, "cancelled") },
+				"AddPresence": func(c context.Context) error {
+					_, err := n.AddPresence(c, "kept", "u", "c1", []byte("joined"))
+					return err
+				},
+			} {
+				if err := call(tc.ctx); !errors.Is(err, tc.want) {
+					t.Errorf("%s with a %v context: err = %v", name, tc.want, err)
+				}
+			}
+		}
+		// Nothing happened, and the node's subscriptions still work.
+		_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: "cancelled", Data: []byte("x")}, false))
+		n.nothing(t)
+		if m := members(t, n, "kept"); len(m) != 0 {
+			t.Errorf("a cancelled AddPresence added %v", m)
+		}
+		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "after"))
+		for _, topic := range []string{"kept", "after"} {
+			_ = must[PublishResult](t)(n.Publish(ctx, Message{Topic: topic, Data: []byte(topic)}, true))
+			if got := n.next(t); got.Topic != topic || string(got.Data) != topic {
+				t.Errorf("after cancelled calls delivered %+v, want %q", got, topic)
+			}
+		}
+		if err := n.Ready(ctx); err != nil {
+			t.Errorf("ready after cancelled calls: %v", err)
+		}
+	})
+
 	t.Run("Ready", func(t *testing.T) {
 		n := startNode(t, be, testOpts)
 		must[struct{}](t)(struct{}{}, n.Subscribe(ctx, "ready"))
@@ -540,7 +574,7 @@ func idsOf(ms []Message) []string {
 }
 
 func TestMemoryConformance(t *testing.T) {
-	runConformance(t, backend{newNode: func(t *testing.T, opts Options) testBroker { return NewMemory(opts) }})
+	runConformance(t, backend{newNode: func(t *testing.T, opts Options) Broker { return NewMemory(opts) }})
 }
 
 // TestCloseWithoutStart: a node that fails to start (a bad key file, say)
@@ -552,7 +586,7 @@ func TestCloseWithoutStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string]interface{ Close() error }{"memory": NewMemory(testOpts), "redis": r} {
+	for name, b := range map[string]Broker{"memory": NewMemory(testOpts), "redis": r} {
 		done := make(chan error, 1)
 		go func() { done <- b.Close() }()
 		select {
@@ -567,7 +601,7 @@ func TestCloseWithoutStart(t *testing.T) {
 }
 
 // members lists every user present on topic.
-func members(t *testing.T, b testBroker, topic string) []string {
+func members(t *testing.T, b Broker, topic string) []string {
 	t.Helper()
 	page, err := b.Members(context.Background(), topic, MembersQuery{})
 	if err != nil {

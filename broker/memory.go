@@ -132,7 +132,10 @@ func (m *Memory) topicLocked(name string) *memTopic {
 }
 
 // Subscribe makes Publish on topic deliver to this node.
-func (m *Memory) Subscribe(_ context.Context, topic string) error {
+func (m *Memory) Subscribe(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -154,7 +157,10 @@ func (m *Memory) Unsubscribe(_ context.Context, topic string) error {
 
 // Publish stores msg when history is asked for and enabled, then delivers
 // it if this node subscribes to its topic.
-func (m *Memory) Publish(_ context.Context, msg Message, withHistory bool) (PublishResult, error) {
+func (m *Memory) Publish(ctx context.Context, msg Message, withHistory bool) (PublishResult, error) {
+	if err := ctx.Err(); err != nil {
+		return PublishResult{}, err
+	}
 	t, err := m.lockTopic(msg.Topic)
 	if err != nil {
 		return PublishResult{}, err
@@ -213,7 +219,10 @@ func (m *Memory) lockTopic(name string) (*memTopic, error) {
 }
 
 // History returns stored messages of topic.
-func (m *Memory) History(_ context.Context, topic string, q HistoryQuery) (HistoryPage, error) {
+func (m *Memory) History(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error) {
+	if err := ctx.Err(); err != nil {
+		return HistoryPage{}, err
+	}
 	if err := validateQuery(q); err != nil {
 		return HistoryPage{}, err
 	}
@@ -290,6 +299,9 @@ func recovered(since, first streamID) bool { return !since.less(first) }
 // had no other connection there, joined is published on the topic (to
 // every subscriber but conn) and first is true.
 func (m *Memory) AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	m.presenceMu.Lock() // held across the change and its announcement
 	defer m.presenceMu.Unlock()
 	m.mu.Lock()
@@ -316,6 +328,9 @@ func (m *Memory) AddPresence(ctx context.Context, topic, user, conn string, join
 // RemovePresence forgets conn on topic. When user has no connection left
 // there, left is published on the topic and last is true.
 func (m *Memory) RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	m.presenceMu.Lock()
 	defer m.presenceMu.Unlock()
 	m.mu.Lock()
@@ -345,7 +360,10 @@ func (m *Memory) announces(count int) bool {
 }
 
 // Members lists a page of the users present on topic, in name order.
-func (m *Memory) Members(_ context.Context, topic string, q MembersQuery) (MembersPage, error) {
+func (m *Memory) Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error) {
+	if err := ctx.Err(); err != nil {
+		return MembersPage{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	users := make([]string, 0, len(m.presence[topic]))
@@ -363,13 +381,16 @@ func (m *Memory) Members(_ context.Context, topic string, q MembersQuery) (Membe
 
 // SweepPresence finds no expired users: in one process, presence ends
 // only with a leave or a disconnect.
-func (m *Memory) SweepPresence(context.Context, string, UserTemplate) ([]string, error) {
-	return nil, nil
+func (m *Memory) SweepPresence(ctx context.Context, _ string, _ UserTemplate) ([]string, error) {
+	return nil, ctx.Err()
 }
 
 // Claim records key for ttl and reports whether it was new: the first
 // caller gets true, every later caller false until ttl passes.
-func (m *Memory) Claim(_ context.Context, key string, ttl time.Duration) (bool, error) {
+func (m *Memory) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()

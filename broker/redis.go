@@ -24,9 +24,10 @@ type RedisOptions struct {
 	ClusterAddrs []string
 	// Prefix namespaces every key and channel.
 	Prefix string
-	// OpTimeout bounds each operation a client is waiting for.
+	// OpTimeout bounds each operation a client is waiting for. Default 5s.
 	OpTimeout time.Duration
-	Log       *slog.Logger
+	// Log receives the broker's logs; nil discards them.
+	Log *slog.Logger
 }
 
 // Redis is the broker for many nodes. Each node holds one pub/sub
@@ -44,13 +45,12 @@ type Redis struct {
 	log     *slog.Logger
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // nil with a single Redis
-	deliver func(Message)
 
-	ctx    context.Context // cancelled by Close; parent of every goroutine
+	ctx    context.Context // cancelled by Close; bounds every operation and the heartbeat
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the heartbeat
 
-	subs     subscriptions
+	subs     *subscriptions // the pub/sub connections, with their own goroutines
 	presence presenceTracker
 }
 
@@ -85,7 +85,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		return nil, errors.New("redis broker: no URL or cluster addresses")
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.subs.init(r)
+	r.subs = newSubscriptions(r.pubsubDeps())
 	r.presence.init()
 	return r, nil
 }
@@ -98,11 +98,34 @@ func tune(minBackoff, maxBackoff, dial *time.Duration) {
 	*minBackoff, *maxBackoff, *dial = 50*time.Millisecond, 500*time.Millisecond, 2*time.Second
 }
 
+// pubsubDeps gives the subscription set what it needs of the broker.
+func (r *Redis) pubsubDeps() pubsubDeps {
+	d := pubsubDeps{log: r.log, channel: r.channel, decode: decodePayload, opTimeout: r.opts.OpTimeout}
+	if r.opts.HistorySize > 0 {
+		d.history = r.History
+	}
+	if r.cluster == nil {
+		client := r.client
+		single := endpoint{dial: func(ctx context.Context) *redis.PubSub { return client.Subscribe(ctx) }}
+		d.endpoint = func(context.Context, string) (endpoint, error) { return single, nil }
+		return d
+	}
+	cluster := r.cluster
+	d.cluster, d.refresh = true, cluster.ReloadState
+	d.endpoint = func(ctx context.Context, ch string) (endpoint, error) {
+		master, err := cluster.MasterForKey(ctx, ch)
+		if err != nil {
+			return endpoint{}, err
+		}
+		return endpoint{addr: master.Options().Addr, dial: func(ctx context.Context) *redis.PubSub { return master.SSubscribe(ctx) }}, nil
+	}
+	return d
+}
+
 // Start sets the delivery callback and starts the pub/sub, routing and
 // presence heartbeat goroutines. Close stops them.
 func (r *Redis) Start(deliver func(Message)) {
-	r.deliver = deliver
-	r.wg.Go(r.subs.routeLoop)
+	r.subs.start(deliver)
 	r.wg.Go(r.presence.heartbeatLoop(r))
 }
 
@@ -111,7 +134,7 @@ func (r *Redis) Start(deliver func(Message)) {
 // first when they shut down gracefully.
 func (r *Redis) Close() error {
 	r.cancel()
-	r.subs.closeAll()
+	r.subs.close()
 	r.wg.Wait()
 	return r.client.Close()
 }
@@ -122,7 +145,7 @@ func (r *Redis) Ready(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis unreachable: %w", err)
 	}
-	return r.subs.ready()
+	return r.subs.ready(ctx)
 }
 
 // key names a Redis key (or channel) of topic. The topic goes inside a
@@ -132,38 +155,52 @@ func (r *Redis) key(topic, suffix string) string {
 	return r.opts.Prefix + "{" + tagEscaper.Replace(topic) + "}" + suffix
 }
 
-var (
-	tagEscaper   = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
-	tagUnescaper = strings.NewReplacer("%25", "%", "%7B", "{", "%7D", "}")
-)
+var tagEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
 
 // channel is the Redis pub/sub channel of a topic.
 func (r *Redis) channel(topic string) string { return r.key(topic, "") }
 
-// topicOf inverts channel.
-func (r *Redis) topicOf(channel string) (string, bool) {
-	rest, ok := strings.CutPrefix(channel, r.opts.Prefix+"{")
-	if !ok || !strings.HasSuffix(rest, "}") {
-		return "", false
-	}
-	return tagUnescaper.Replace(rest[:len(rest)-1]), true
-}
-
 func (r *Redis) streamKey(topic string) string { return r.key(topic, ":history") }
 
-// op bounds one Redis operation by OpTimeout and the broker's life.
+// errOpTimeout is the cause of an operation that ran past OpTimeout.
+var errOpTimeout = errors.New("redis operation timed out")
+
+// op bounds one Redis operation by OpTimeout and the broker's life. The
+// returned context's cause tells why it ended (see fail).
 func (r *Redis) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.OpTimeout)
-	stop := context.AfterFunc(r.ctx, cancel)
-	return ctx, func() { stop(); cancel() }
+	ctx, closed := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.OpTimeout, errOpTimeout)
+	stop := context.AfterFunc(r.ctx, func() { closed(ErrClosed) })
+	return ctx, func() { stop(); cancel(); closed(nil) }
 }
 
-// unavailable wraps a Redis failure so callers can tell it from bad input.
+// fail turns the error of an operation run under ctx (from op) into the
+// broker's: the caller's own cancellation or deadline when that is why it
+// failed (so errors.Is(err, context.Canceled) holds for a caller that left),
+// ErrClosed when the broker was closed under it, and otherwise
+// ErrUnavailable. Each wraps the underlying error too.
+func fail(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	switch {
+	case cause == nil || errors.Is(cause, errOpTimeout):
+		return unavailable(err)
+	case errors.Is(err, cause):
+		return err
+	default:
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+}
+
+// unavailable wraps a Redis failure so callers can tell it from bad input,
+// keeping the failure itself as a cause.
 func unavailable(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // publishCommand is PUBLISH, or SPUBLISH in a cluster.
@@ -184,7 +221,7 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 		res, err := publishScript.Run(ctx, r.client, []string{r.streamKey(msg.Topic)},
 			ch, msg.Data, msg.Except, r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(), r.publishCommand()).Slice()
 		if err != nil {
-			return PublishResult{}, unavailable(err)
+			return PublishResult{}, fail(ctx, err)
 		}
 		id, _ := res[0].(string)
 		n, _ := res[1].(int64)
@@ -200,7 +237,7 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 	}
 	n, err := cmd.Result()
 	if err != nil {
-		return PublishResult{}, unavailable(err)
+		return PublishResult{}, fail(ctx, err)
 	}
 	return PublishResult{Receivers: int(n)}, nil
 }
@@ -225,7 +262,7 @@ func (r *Redis) History(ctx context.Context, topic string, q HistoryQuery) (Hist
 	}
 	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count, q.MaxBytes).Slice()
 	if err != nil {
-		return HistoryPage{}, unavailable(err)
+		return HistoryPage{}, fail(ctx, err)
 	}
 	return parseHistory(topic, res, q)
 }
@@ -273,19 +310,24 @@ func (r *Redis) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	ok, err := r.client.SetNX(ctx, r.opts.Prefix+"claim:"+key, 1, ttl).Result()
-	return ok, unavailable(err)
+	return ok, fail(ctx, err)
 }
 
 // Subscribe makes this node receive topic's messages, returning once Redis
 // has confirmed the subscription. If it fails, the topic stays wanted and
-// is subscribed when Redis is back; call Unsubscribe to give it up.
+// is subscribed when Redis is back; call Unsubscribe to give it up. A call
+// whose context has already ended changes nothing.
 func (r *Redis) Subscribe(ctx context.Context, topic string) error {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	return r.subs.subscribe(ctx, topic)
 }
 
-// Unsubscribe stops this node receiving topic's messages.
+// Unsubscribe stops this node receiving topic's messages: none published
+// after it returns is delivered. The command reaches Redis through the
+// topic's pub/sub connection without waiting; if that connection is
+// broken, the subscription went with it.
 func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
-	return r.subs.unsubscribe(topic)
+	r.subs.unsubscribe(topic)
+	return nil
 }

@@ -42,7 +42,7 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user),
 		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom).Int()
 	if err != nil {
-		return false, unavailable(err)
+		return false, fail(ctx, err)
 	}
 	r.presence.mu.Lock()
 	r.presence.local[presenceEntry{topic, user, conn}] = joined
@@ -64,13 +64,13 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 		select {
 		case <-beat:
 		case <-ctx.Done():
-			return false, unavailable(ctx.Err())
+			return false, fail(ctx, ctx.Err())
 		}
 	}
 	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
 		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom).Int()
 	if err != nil {
-		return false, unavailable(err)
+		return false, fail(ctx, err)
 	}
 	return n == 1, nil
 }
@@ -84,7 +84,7 @@ func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTempla
 	defer cancel()
 	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names")},
 		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom).StringSlice()
-	return users, unavailable(err)
+	return users, fail(ctx, err)
 }
 
 // Members lists a page of the users with a live connection on topic, in
@@ -94,7 +94,7 @@ func (r *Redis) Members(ctx context.Context, topic string, q MembersQuery) (Memb
 	defer cancel()
 	res, err := membersScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":names")}, q.After, max(q.Limit, 0)).Slice()
 	if err != nil {
-		return MembersPage{}, unavailable(err)
+		return MembersPage{}, fail(ctx, err)
 	}
 	count, _ := res[0].(int64)
 	rows, _ := res[1].([]any)

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,7 +19,7 @@ func redisBackend(t *testing.T, url string, cluster []string) backend {
 	return backend{
 		multiNode:       true,
 		approximateTrim: true,
-		newNode: func(t *testing.T, opts Options) testBroker {
+		newNode: func(t *testing.T, opts Options) Broker {
 			b, err := NewRedis(RedisOptions{Options: opts, URL: url, ClusterAddrs: cluster, Prefix: "test:" + t.Name() + ":", OpTimeout: 3 * time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -44,7 +46,7 @@ func newRedisNode(t *testing.T, url string, cluster []string, prefix string, opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{testBroker: b, got: make(chan Message, 10000)}
+	n := &node{Broker: b, got: make(chan Message, 10000)}
 	n.Start(func(m Message) { n.got <- m })
 	t.Cleanup(func() { _ = b.Close() })
 	return b, n
@@ -109,9 +111,7 @@ func TestOnePubSubConnectionPerNode(t *testing.T) {
 			}
 			waitFor(t, func() bool { return numsub(t, a.client, tc.sharded, a.channel(topics[0])) == 1 })
 
-			a.subs.mu.Lock()
-			shards := len(a.subs.shards)
-			a.subs.mu.Unlock()
+			shards := a.subs.shardCount()
 			want := 1
 			if tc.sharded {
 				want = 3 // six rooms spread over three masters
@@ -136,7 +136,8 @@ func TestRedisRestart(t *testing.T) {
 	}
 
 	srv.Stop(t)
-	if _, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte("lost")}, true); err == nil || !strings.Contains(err.Error(), ErrUnavailable.Error()) {
+	_, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte("lost")}, true)
+	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("publish with Redis down: err = %v, want ErrUnavailable", err)
 	}
 	waitFor(t, func() bool { return a.Ready(ctx) != nil })
@@ -178,41 +179,11 @@ func TestRedisDownAtStart(t *testing.T) {
 	}
 }
 
-// TestGapFillAfterPubSubDrop kills only the node's pub/sub connection
-// (Redis stays up), publishes while it reconnects, and expects the stored
-// messages to be delivered once, in order.
-func TestGapFillAfterPubSubDrop(t *testing.T) {
-	srv := testredis.Start(t)
-	ctx := context.Background()
-	a, na := newRedisNode(t, srv.URL(), nil, "g:", testOpts)
-	b, _ := newRedisNode(t, srv.URL(), nil, "g:", testOpts)
-	if err := a.Subscribe(ctx, "room:#g"); err != nil {
-		t.Fatal(err)
-	}
-	first, err := b.Publish(ctx, Message{Topic: "room:#g", Data: []byte("0")}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); got.ID != first.ID {
-		t.Fatalf("delivered %+v", got)
-	}
-	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := 1; i <= 20; i++ {
-		res, err := b.Publish(ctx, Message{Topic: "room:#g", Data: []byte{byte('0' + i%10)}}, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, res.ID)
-	}
-	for i, id := range want {
-		if got := na.next(t); got.ID != id {
-			t.Fatalf("delivery %d: id %s, want %s", i, got.ID, id)
-		}
-	}
-	na.nothing(t)
+// shardCount is how many pub/sub connections the node keeps.
+func (s *subscriptions) shardCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.shards)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -309,7 +280,7 @@ func TestCancelledCallsKeepTheConnection(t *testing.T) {
 	}
 	waitFor(t, func() bool { return a.Ready(ctx) == nil })
 	a.subs.mu.Lock()
-	connects := a.subs.shards[""].connects
+	connects := a.subs.shards[""].connects.Load()
 	a.subs.mu.Unlock()
 	if connects != 1 {
 		t.Fatalf("the pub/sub connection was made %d times, want 1", connects)
@@ -363,75 +334,6 @@ func TestPresenceComesBackAnnouncedOnlyIfAnnouncedGone(t *testing.T) {
 	}
 }
 
-// TestLargeGapAsksToResync: when more was stored while the node's pub/sub
-// connection was down than it replays by itself, it delivers a Gap
-// instead (its clients then resume from history), and live traffic goes
-// on afterwards.
-func TestLargeGapAsksToResync(t *testing.T) {
-	srv := testredis.Start(t)
-	ctx := context.Background()
-	a, na := newRedisNode(t, srv.URL(), nil, "lg:", testOpts)
-	b, _ := newRedisNode(t, srv.URL(), nil, "lg:", testOpts)
-	const topic = "room:#big"
-	if err := a.Subscribe(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("seen")}, true); err != nil {
-		t.Fatal(err)
-	}
-	na.next(t)
-	// Stored, never published: what a node misses while disconnected.
-	big := strings.Repeat("x", 1024)
-	for range (gapFillBytes / 1024) + 10 {
-		if err := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey(topic), Values: []string{"d", big}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); !got.Gap || got.Topic != topic || got.Data != nil {
-		t.Fatalf("after a large gap delivered %+v, want a Gap", got)
-	}
-	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("live")}, true); err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); string(got.Data) != "live" {
-		t.Fatalf("then delivered %q", got.Data)
-	}
-}
-
-// TestTrimmedGapAsksToResync: if messages missed while disconnected were
-// already trimmed from the stream, replaying what is left would hide the
-// loss: the node delivers a Gap instead.
-func TestTrimmedGapAsksToResync(t *testing.T) {
-	srv := testredis.Start(t)
-	ctx := context.Background()
-	opts := testOpts
-	opts.HistorySize = 50
-	a, na := newRedisNode(t, srv.URL(), nil, "tg:", opts)
-	b, _ := newRedisNode(t, srv.URL(), nil, "tg:", opts)
-	const topic = "room:#trim"
-	if err := a.Subscribe(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(ctx, Message{Topic: topic, Data: []byte("seen")}, true); err != nil {
-		t.Fatal(err)
-	}
-	na.next(t)
-	for range 300 { // stored while a was not listening, and trimmed
-		if err := b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.streamKey(topic), MaxLen: 50, Approx: true, Values: []string{"d", "x"}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got := na.next(t); !got.Gap {
-		t.Fatalf("after a trimmed gap delivered %+v, want a Gap", got)
-	}
-}
-
 // TestDeadMasterDoesNotSpin: while the master serving a subscribed room is
 // down, the node retries with backoff instead of rebuilding its shard in a
 // tight loop.
@@ -460,10 +362,102 @@ func TestDeadMasterDoesNotSpin(t *testing.T) {
 	if cpu > time.Second { // a tight retry loop burns about a core: 3 s here
 		t.Fatalf("%s of CPU in 3 s while a master is down: the node spins", cpu)
 	}
-	a.subs.mu.Lock()
-	shards := len(a.subs.shards)
-	a.subs.mu.Unlock()
+	shards := a.subs.shardCount()
 	if shards > 3 {
 		t.Fatalf("%d shards for a 3-master cluster", shards)
+	}
+}
+
+// TestErrorsKeepTheirCause: a call Redis does not answer in time fails
+// with ErrUnavailable when the broker's OpTimeout runs out, but with the
+// caller's own context error when the caller's deadline passes first (the
+// caller left; Redis is not to blame).
+func TestErrorsKeepTheirCause(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	b, err := NewRedis(RedisOptions{Options: testOpts, URL: srv.URL(), Prefix: "ec:", OpTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start(func(Message) {})
+	t.Cleanup(func() { _ = b.Close() })
+	if _, err := b.Publish(ctx, Message{Topic: "t", Data: []byte("warm")}, true); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // of the caller's context; 0: none
+		want     error
+		notWant  error
+	}{
+		{"broker timeout", 0, ErrUnavailable, context.Canceled},
+		{"caller deadline", 100 * time.Millisecond, context.DeadlineExceeded, ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Longer than any timeout here; commands (even UNPAUSE) wait it out.
+			if err := admin.Do(ctx, "CLIENT", "PAUSE", 1500, "ALL").Err(); err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Ping(ctx) // returns once the pause is over
+			callCtx := ctx
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				callCtx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			_, err := b.Publish(callCtx, Message{Topic: "t", Data: []byte("x")}, true)
+			if !errors.Is(err, tc.want) || errors.Is(err, tc.notWant) {
+				t.Fatalf("err = %v, want %v and not %v", err, tc.want, tc.notWant)
+			}
+		})
+	}
+}
+
+// TestCloseEndsEveryGoroutine: Close ends the shards, their connections'
+// readers, the router and the presence heartbeat, in a cluster too.
+func TestCloseEndsEveryGoroutine(t *testing.T) {
+	srv := testredis.Start(t)
+	cluster := testredis.StartCluster(t, 3)
+	for _, tc := range []struct {
+		name  string
+		url   string
+		addrs []string
+	}{
+		{"single", srv.URL(), nil},
+		{"cluster", "", cluster.Addrs()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			before := runtime.NumGoroutine()
+			a, err := NewRedis(RedisOptions{Options: testOpts, URL: tc.url, ClusterAddrs: tc.addrs, Prefix: "ce:", OpTimeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Start(func(Message) {})
+			for _, topic := range []string{"room:#a", "room:#b", "room:#c", "room:#d"} {
+				if err := a.Subscribe(ctx, topic); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Publish(ctx, Message{Topic: topic, Data: []byte("x")}, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := a.AddPresence(ctx, "room:#a", "u", "c", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before {
+				if time.Now().After(deadline) {
+					buf := make([]byte, 1<<20)
+					t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

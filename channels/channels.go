@@ -43,14 +43,12 @@ type Lifecycle interface {
 	Disconnect(ctx context.Context, c Client)
 }
 
-// Broker is what the channels need of the broker.
+// Broker is what the channels need of the broker: publishing, history
+// and presence.
 type Broker interface {
-	Publish(ctx context.Context, msg broker.Message, withHistory bool) (broker.PublishResult, error)
-	History(ctx context.Context, topic string, q broker.HistoryQuery) (broker.HistoryPage, error)
-	AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (first bool, err error)
-	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error)
-	Members(ctx context.Context, topic string, q broker.MembersQuery) (broker.MembersPage, error)
-	SweepPresence(ctx context.Context, topic string, left broker.UserTemplate) ([]string, error)
+	broker.Publisher
+	broker.Historian
+	broker.Presence
 }
 
 // Hub is what the channels need of the node's hub, the one record of

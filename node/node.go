@@ -20,18 +20,8 @@ import (
 	"github.com/switchboard/switchboard/rooms"
 )
 
-// Broker is everything a node needs of its broker.
-type Broker interface {
-	channels.Broker
-	rooms.Subscriber
-	auth.Claimer
-	// Start begins delivering subscribed messages to deliver.
-	Start(deliver func(broker.Message))
-	// Ready reports whether the broker can serve traffic now.
-	Ready(ctx context.Context) error
-	// Close stops the broker's goroutines and connections.
-	Close() error
-}
+// Broker is the broker a node runs on: the whole contract.
+type Broker = broker.Broker
 
 // Authenticator verifies tickets; a node in open mode has none.
 type Authenticator interface {

@@ -31,12 +31,6 @@ type Member interface {
 	Resync()
 }
 
-// Subscriber is the part of the broker the hub drives.
-type Subscriber interface {
-	Subscribe(ctx context.Context, topic string) error
-	Unsubscribe(ctx context.Context, topic string) error
-}
-
 // ErrHoldOverflow is returned by Drain when more live frames arrived for a
 // held member than the hub buffers: the member is too slow to be caught
 // up and should be disconnected.
@@ -46,7 +40,7 @@ var ErrHoldOverflow = errors.New("too many messages arrived while the member was
 // subscriptions. It is safe for concurrent use. Broker calls are never
 // made while a lock that Deliver needs is held.
 type Hub struct {
-	broker    Subscriber
+	broker    broker.Subscriber
 	log       *slog.Logger
 	holdBytes int
 
@@ -92,7 +86,7 @@ type heldFrame struct {
 
 // New returns a hub that subscribes through b. holdBytes bounds how much
 // a held member buffers (see Join).
-func New(b Subscriber, holdBytes int, log *slog.Logger) *Hub {
+func New(b broker.Subscriber, holdBytes int, log *slog.Logger) *Hub {
 	return &Hub{
 		broker: b, holdBytes: holdBytes, log: log,
 		topics: make(map[string]*topic), joined: make(map[string]map[string]struct{}),
