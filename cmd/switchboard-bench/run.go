@@ -12,8 +12,9 @@ import (
 	"github.com/switchboard/switchboard/internal/wait"
 )
 
-// settle is how long the bench lets nodes quiet down before sampling RSS.
-const settle = time.Second
+// settle is how long the bench lets nodes quiet down before sampling RSS
+// (a variable only so that the smoke test can run faster).
+var settle = time.Second
 
 // scenario is what one run does; options hold the flags.
 type scenario struct {
