@@ -32,8 +32,15 @@ const (
 // JSON escaping, so it can be found in a frame without decoding it.
 const marker = "sbb|"
 
-// handshakeTimeout bounds connecting and joining one client.
+// handshakeTimeout bounds one attempt at connecting and joining a client.
 const handshakeTimeout = 20 * time.Second
+
+// maxRetries bounds how often one client is retried after a refusal.
+const maxRetries = 100
+
+// maxKeptBuffer is the largest read buffer a client's reader keeps
+// between frames: per-client memory stays small with 15,000 clients.
+const maxKeptBuffer = 16 << 10
 
 // loadPlan is the shape of the load.
 type loadPlan struct {
@@ -42,6 +49,8 @@ type loadPlan struct {
 	Size                       int           // bytes of message text
 	Span                       time.Duration // warm-up + measured time, to size counters
 	DialConcurrency            int
+	// NoJoin: clients only connect (and read), joining no room.
+	NoJoin bool
 }
 
 // roomOf is the room client i joins: round-robin.
@@ -75,6 +84,11 @@ type fleet struct {
 	// written while measuring, and how many clients received it.
 	sent   [][]atomic.Bool
 	counts [][]atomic.Int32
+
+	admit    histogram    // first dial → greeting, per admitted client
+	joinLat  histogram    // first dial → own JoinedRoom, per joined client
+	frames   atomic.Int64 // frames received by every client, handshakes included
+	refusals counter      // refused attempts (1013, 503), by kind
 
 	errFrames   counter // Error frames received, by code
 	disconnects counter // connections ended by the server or network, by cause
@@ -148,13 +162,40 @@ func (f *fleet) joined() int {
 	return n
 }
 
-// open dials, waits for session/Authenticated, joins the client's room
-// and waits for its own JoinedRoom.
+// open connects client i to url and has it join its room (unless the
+// plan says NoJoin), retrying while the server refuses it with 1013 (or
+// 503 at the upgrade): after the hint it gives (retryAfterMs=<n> in the
+// close reason, Retry-After on a 503), else after defaultRetry, at most
+// maxRetries times. Admission latency, from the first dial to the
+// greeting, is recorded in f.admit.
 func (f *fleet) open(ctx context.Context, i int, url string) (*client, error) {
+	first := time.Now()
+	for try := 0; ; try++ {
+		c, err := f.attempt(ctx, i, url, first)
+		var ref refusal
+		if !errors.As(err, &ref) {
+			return c, err
+		}
+		f.refusals.add(ref.cause())
+		if try >= maxRetries {
+			return nil, fmt.Errorf("refused %d times, last: %w", try+1, err)
+		}
+		if err := wait.Sleep(ctx, ref.wait()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// attempt dials once, waits for session/Authenticated, then (unless
+// NoJoin) joins the client's room and waits for its own JoinedRoom.
+func (f *fleet) attempt(ctx context.Context, i int, url string, first time.Time) (*client, error) {
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(hctx, url, nil)
+	conn, resp, err := websocket.Dial(hctx, url, nil)
 	if err != nil {
+		if ref, ok := refusedUpgrade(resp); ok {
+			return nil, ref
+		}
 		return nil, fmt.Errorf("dial: %w", trimErr(err))
 	}
 	conn.SetReadLimit(1 << 20)
@@ -162,30 +203,46 @@ func (f *fleet) open(ctx context.Context, i int, url string) (*client, error) {
 	fail := func(err error) (*client, error) { _ = conn.CloseNow(); return nil, err }
 
 	var hello protocol.Authenticated
-	if err := expect(hctx, conn, protocol.TypeAuthenticated, &hello, nil); err != nil {
+	if err := f.expect(hctx, conn, protocol.TypeAuthenticated, &hello, nil); err != nil {
+		if ref, ok := refusedClose(err); ok {
+			return fail(ref)
+		}
 		return fail(fmt.Errorf("greeting: %w", err))
 	}
+	f.admit.record(time.Since(first))
 	c.user = hello.User
+	if f.plan.NoJoin {
+		return c, nil
+	}
 	join := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinRoom, protocol.JoinRoom{Room: roomName(c.room)})
 	if err := conn.Write(hctx, websocket.MessageText, join); err != nil {
 		return fail(fmt.Errorf("join: %w", trimErr(err)))
 	}
 	var joined protocol.JoinedRoom
 	own := func() bool { return joined.User == c.user }
-	if err := expect(hctx, conn, protocol.TypeJoinedRoom, &joined, own); err != nil {
+	if err := f.expect(hctx, conn, protocol.TypeJoinedRoom, &joined, own); err != nil {
+		if ref, ok := refusedClose(err); ok {
+			return fail(ref)
+		}
 		return fail(fmt.Errorf("join: %w", err))
 	}
+	f.joinLat.record(time.Since(first))
 	return c, nil
 }
 
 // expect reads frames until one of type typ (for which ok, if given,
-// reports true after decoding into dst), failing on an Error frame.
-func expect(ctx context.Context, conn *websocket.Conn, typ string, dst any, ok func() bool) error {
+// reports true after decoding into dst), failing on an Error frame. It
+// returns a connection's close error unchanged, for refusedClose.
+func (f *fleet) expect(ctx context.Context, conn *websocket.Conn, typ string, dst any, ok func() bool) error {
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
+			if websocket.CloseStatus(err) != -1 {
+				return err
+			}
 			return trimErr(err)
 		}
+		f.frames.Add(1)
 		var env protocol.Envelope
 		if err := json.Unmarshal(data, &env); err != nil {
 			return fmt.Errorf("unreadable frame %.100q", data)
@@ -223,7 +280,11 @@ func (f *fleet) read(ctx context.Context, c *client) {
 			_ = c.conn.CloseNow()
 			return
 		}
+		f.frames.Add(1)
 		f.receive(buf.Bytes(), time.Since(f.base))
+		if buf.Cap() > maxKeptBuffer {
+			buf = bytes.Buffer{} // a rare large frame: do not keep its buffer for the life of the client
+		}
 	}
 }
 

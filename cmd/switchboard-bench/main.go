@@ -1,15 +1,21 @@
 // Command switchboard-bench is a load generator for Switchboard. It builds
 // the switchboard binary, starts its own nodes (and redis-server) on
 // loopback ports, connects many WebSocket clients spread over the nodes,
-// has some of them publish to their rooms at a fixed rate, and prints what
-// it measured: throughput, losses, end-to-end latency percentiles, CPU of
-// the nodes, of Redis and of itself, and memory per connection. It prints
-// figures; it never asserts.
+// and prints what it measured. It prints figures; it never asserts.
+//
+// Each named scenario (-scenario fanout, rooms, joinstorm, connectstorm,
+// idle, or all) runs twice with the same generator: on Switchboard's nodes
+// and Redis, then on the reference relay (package relay, run as a child
+// process of this same binary), and prints every figure beside its ratio
+// to the relay. -scenario custom is the free-form load run driven by the
+// flags alone, with -compare-history. See README.md beside this file.
 //
 // Usage:
 //
-//	go run ./cmd/switchboard-bench [flags]
-//	make bench BENCHFLAGS='-compare-history'
+//	go run ./cmd/switchboard-bench -scenario fanout
+//	go run ./cmd/switchboard-bench -scenario joinstorm -clients 2000
+//	make bench                       # every scenario
+//	make bench BENCHFLAGS='-scenario custom -compare-history'
 //
 // Everything it starts is stopped when it exits, Ctrl-C included.
 package main
@@ -21,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -35,6 +42,10 @@ import (
 
 // options are the command-line flags.
 type options struct {
+	scenario        string
+	scale           float64
+	idleWindow      time.Duration
+	runTimeout      time.Duration
 	bin             string
 	broker          string
 	redisURL        string
@@ -53,13 +64,42 @@ type options struct {
 	nodeEnv         []string
 }
 
+// parseFlags reads the command line with no preset applied.
 func parseFlags(args []string) (options, error) {
 	var o options
+	fs := newFlagSet(&o)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if o.scenario == "custom" {
+		return o, o.check()
+	}
+	_, err := scenarioNames(o.scenario)
+	return o, err
+}
+
+// newFlagSet defines every flag over o, with its default.
+func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("switchboard-bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchboard-bench [flags]\n\nLoad generator for Switchboard: starts nodes (and redis-server), connects clients, publishes, prints figures.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: switchboard-bench [flags]\n\nLoad generator for Switchboard: starts nodes (and redis-server) and the reference relay, connects clients, measures, prints figures beside their ratio to the relay.\n\nScenarios (-scenario), each setting flags that the command line overrides:\n")
+		for _, p := range presets {
+			var set []string
+			for _, kv := range p.flags {
+				set = append(set, "-"+kv[0]+" "+kv[1])
+			}
+			fmt.Fprintf(fs.Output(), "  %-13s %s\n", p.name, strings.Join(set, " "))
+		}
+		fmt.Fprintf(fs.Output(), "  %-13s the flags alone, Switchboard only (with -compare-history)\n\n", "custom")
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&o.scenario, "scenario", "all", "all, custom, or a comma-separated list of "+strings.Join(presetNames(), ", "))
+	fs.Float64Var(&o.scale, "scale", 1, "multiply each scenario's clients, rooms and publishers by this (e.g. 0.1 for a quick look)")
+	fs.DurationVar(&o.idleWindow, "idle-window", 30*time.Second, "idle: how long idle CPU is measured")
+	fs.DurationVar(&o.runTimeout, "run-timeout", 5*time.Minute, "longest one scenario may take on one target")
 	fs.StringVar(&o.bin, "bin", "", "switchboard binary to run (default: go build ./cmd/switchboard into a temporary directory)")
 	fs.StringVar(&o.broker, "broker", "redis", "broker: redis or memory (memory forces -nodes 1)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting a redis-server (its CPU then includes any other load)")
@@ -82,13 +122,7 @@ func parseFlags(args []string) (options, error) {
 		o.nodeEnv = append(o.nodeEnv, v)
 		return nil
 	})
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	return o, o.check()
+	return fs
 }
 
 // check validates the flags and applies -broker memory's single node.
@@ -122,13 +156,21 @@ func (o *options) check() error {
 	if o.duration <= 0 || o.warmup < 0 || o.drain < 0 {
 		errs = append(errs, errors.New("-duration must be positive, -warmup and -drain not negative"))
 	}
+	if o.idleWindow <= 0 || o.runTimeout <= 0 || o.scale <= 0 {
+		errs = append(errs, errors.New("-idle-window, -run-timeout and -scale must be positive"))
+	}
 	return errors.Join(errs...)
 }
 
-func main() { os.Exit(run()) }
+func main() {
+	if os.Getenv(roleEnv) == roleRelay {
+		os.Exit(serveRelay())
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
-func run() int {
-	o, err := parseFlags(os.Args[1:])
+func run(args []string) int {
+	o, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -144,9 +186,15 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	results, m, err := bench(ctx, o, fdLimit)
-	if len(results) > 0 {
-		report(os.Stdout, o, m, results)
+	if o.scenario == "custom" {
+		var results []result
+		var m machine
+		results, m, err = bench(ctx, o, fdLimit)
+		if len(results) > 0 {
+			report(os.Stdout, o, m, results)
+		}
+	} else {
+		err = benchScenarios(ctx, os.Stdout, args, fdLimit)
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -162,59 +210,23 @@ func run() int {
 // machine describes where the bench ran.
 type machine struct {
 	CPUs         int
+	CPUModel     string
+	GoVersion    string
 	LoadAvg      string
 	FDLimit      uint64
 	RedisVersion string
 	RedisShared  bool // -redis-url: other clients may use it
 }
 
-// bench prepares the binary and the broker, then runs each scenario. It
-// returns the results of the runs that completed.
+// bench prepares the binary and the broker, then runs the custom load
+// (twice with -compare-history). It returns the results of the runs that
+// completed.
 func bench(ctx context.Context, o options, fdLimit uint64) ([]result, machine, error) {
-	m := machine{CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), FDLimit: fdLimit}
-	tmp, err := os.MkdirTemp("", "switchboard-bench-")
+	e, m, cleanup, err := prepare(ctx, o, fdLimit)
+	defer cleanup()
 	if err != nil {
 		return nil, m, err
 	}
-	defer func() { _ = os.RemoveAll(tmp) }()
-
-	e := env{bin: o.bin, apiKey: randomKey()}
-	if e.bin == "" {
-		progress("building switchboard…")
-		if e.bin, err = harness.BuildNode(ctx, tmp, false); err != nil {
-			return nil, m, err
-		}
-	}
-	if o.broker == "redis" {
-		e.redisURL = o.redisURL
-		if e.redisURL == "" {
-			progress("starting redis-server…")
-			rs, err := harness.StartRedis(ctx, harness.RedisOptions{Dir: tmp})
-			if err != nil {
-				return nil, m, fmt.Errorf("%w (or pass -redis-url, or use -broker memory)", err)
-			}
-			defer func() {
-				if err := rs.Stop(); err != nil {
-					progress("stopping redis-server: %v", err)
-				}
-			}()
-			e.redisURL = rs.URL()
-		} else {
-			m.RedisShared, e.redisShared = true, true
-		}
-		opts, err := redis.ParseURL(e.redisURL)
-		if err != nil {
-			return nil, m, fmt.Errorf("-redis-url: %w", err)
-		}
-		e.redis = redis.NewClient(opts)
-		defer func() { _ = e.redis.Close() }()
-		st, err := readRedisStats(ctx, e.redis)
-		if err != nil {
-			return nil, m, fmt.Errorf("redis INFO: %w", err)
-		}
-		m.RedisVersion = st.Version
-	}
-
 	histories := []bool{o.history}
 	if o.compareHistory {
 		histories = []bool{true, false}
@@ -228,6 +240,129 @@ func bench(ctx context.Context, o options, fdLimit uint64) ([]result, machine, e
 		results = append(results, res)
 	}
 	return results, m, nil
+}
+
+// benchScenarios runs each scenario named by -scenario on Switchboard and
+// on the relay, printing each table to w as soon as it is measured.
+func benchScenarios(ctx context.Context, w io.Writer, args []string, fdLimit uint64) error {
+	top, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	names, err := scenarioNames(top.scenario)
+	if err != nil {
+		return err
+	}
+	var opts []options
+	for _, name := range names {
+		p, _ := findPreset(name)
+		o, err := optionsFor(p, args, top.scale)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		opts = append(opts, o)
+	}
+	e, m, cleanup, err := prepare(ctx, opts[0], fdLimit)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	printMachine(w, m)
+	run := 0
+	for i, name := range names {
+		p, _ := findPreset(name)
+		c, err := runComparison(ctx, p, opts[i], e, &run)
+		if err != nil {
+			return err
+		}
+		printComparison(w, c)
+	}
+	return nil
+}
+
+// printMachine writes where the bench runs.
+func printMachine(w io.Writer, m machine) {
+	redisNote := ""
+	if m.RedisVersion != "" {
+		redisNote = ", redis " + m.RedisVersion
+		if m.RedisShared {
+			redisNote += " (shared: -redis-url)"
+		}
+	}
+	fmt.Fprintf(w, "Switchboard bench: every figure beside its ratio to the reference relay measured in the same run (switchboard ÷ relay)\n")
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s, load average %s before the run, open-file limit %d%s\n",
+		m.CPUs, m.CPUModel, m.GoVersion, m.LoadAvg, m.FDLimit, redisNote)
+	fmt.Fprintf(w, "CPU is user + system from /proc (nodes, relay) and INFO (Redis); noise is every other process of the machine over the same window\n")
+}
+
+// prepare builds (or finds) the node binary and starts (or connects to)
+// Redis. cleanup stops what it started; call it even on error.
+func prepare(ctx context.Context, o options, fdLimit uint64) (e env, m machine, cleanup func(), err error) {
+	m = machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), LoadAvg: loadAvg(), FDLimit: fdLimit}
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	tmp, err := os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
+		return e, m, cleanup, err
+	}
+	undo = append(undo, func() { _ = os.RemoveAll(tmp) })
+
+	e = env{bin: o.bin, apiKey: randomKey()}
+	if e.bin == "" {
+		progress("building switchboard…")
+		if e.bin, err = harness.BuildNode(ctx, tmp, false); err != nil {
+			return e, m, cleanup, err
+		}
+	}
+	if o.broker != "redis" {
+		return e, m, cleanup, nil
+	}
+	e.redisURL = o.redisURL
+	if e.redisURL == "" {
+		progress("starting redis-server…")
+		rs, err := harness.StartRedis(ctx, harness.RedisOptions{Dir: tmp})
+		if err != nil {
+			return e, m, cleanup, fmt.Errorf("%w (or pass -redis-url, or use -broker memory)", err)
+		}
+		undo = append(undo, func() {
+			if err := rs.Stop(); err != nil {
+				progress("stopping redis-server: %v", err)
+			}
+		})
+		e.redisURL = rs.URL()
+	} else {
+		m.RedisShared, e.redisShared = true, true
+	}
+	opts, err := redis.ParseURL(e.redisURL)
+	if err != nil {
+		return e, m, cleanup, fmt.Errorf("-redis-url: %w", err)
+	}
+	e.redis = redis.NewClient(opts)
+	undo = append(undo, func() { _ = e.redis.Close() })
+	st, err := readRedisStats(ctx, e.redis)
+	if err != nil {
+		return e, m, cleanup, fmt.Errorf("redis INFO: %w", err)
+	}
+	m.RedisVersion = st.Version
+	return e, m, cleanup, nil
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "?"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 // loadAvg is the first three fields of /proc/loadavg.

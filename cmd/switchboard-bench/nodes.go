@@ -61,6 +61,7 @@ type node struct {
 	*harness.Node
 	apiKey string
 	logs   *logTally
+	relay  bool // the reference relay: no /metrics
 }
 
 // startNode runs bin with env (see nodeEnv), waits for its "listening"

@@ -42,7 +42,13 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 // procRSS returns a process's resident set size in KiB (VmRSS).
-func procRSS(pid int) (int64, error) {
+func procRSS(pid int) (int64, error) { return procStatus(pid, "VmRSS:") }
+
+// procPeakRSS returns a process's peak resident set size in KiB (VmHWM).
+func procPeakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one "<field> <n> kB" line of /proc/<pid>/status.
+func procStatus(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -50,11 +56,11 @@ func procRSS(pid int) (int64, error) {
 	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", strings.TrimSuffix(field, ":"), pid)
 }
 
 // selfCPU returns the CPU time (user + system) the bench process has used.
@@ -107,10 +113,16 @@ func nodesCPU(nodes []*node) (time.Duration, error) {
 }
 
 // nodesRSS sums procRSS over nodes, in KiB.
-func nodesRSS(nodes []*node) (int64, error) {
+func nodesRSS(nodes []*node) (int64, error) { return sumNodes(nodes, procRSS) }
+
+// nodesPeakRSS sums procPeakRSS over nodes, in KiB.
+func nodesPeakRSS(nodes []*node) (int64, error) { return sumNodes(nodes, procPeakRSS) }
+
+// sumNodes sums read over nodes' processes.
+func sumNodes(nodes []*node, read func(pid int) (int64, error)) (int64, error) {
 	var sum int64
 	for _, n := range nodes {
-		kib, err := procRSS(n.Pid())
+		kib, err := read(n.Pid())
 		if err != nil {
 			return 0, err
 		}

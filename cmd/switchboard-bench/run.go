@@ -12,14 +12,16 @@ import (
 	"github.com/switchboard/switchboard/internal/wait"
 )
 
-// settle is how long the bench lets nodes quiet down before sampling RSS.
-const settle = time.Second
+// settle is how long the bench lets nodes quiet down before sampling RSS
+// (a variable only so that the smoke test can run faster).
+var settle = time.Second
 
 // scenario is what one run does; options hold the flags.
 type scenario struct {
 	options
 	History bool
-	Run     int // ordinal, for the Redis key prefix
+	Run     int  // ordinal, for the Redis key prefix
+	Relay   bool // measure the reference relay instead of nodes (no Redis)
 }
 
 // env is what runs share: the node binary and the broker.
@@ -71,6 +73,8 @@ type result struct {
 
 	SetupFails, Disconnects, ErrFrames string // by cause
 	SetupFailN, DisconnectN, ErrFrameN int64
+	Refusals                           string // refused attempts (1013, 503), by kind
+	RefusalN                           int64
 	Logs                               []logKind
 	NodeDied                           bool
 }
@@ -79,6 +83,9 @@ type result struct {
 // warm-up and the measured window, drains, and stops everything it
 // started.
 func runScenario(ctx context.Context, sc scenario, e env) (result, error) {
+	if sc.Relay {
+		e.redis, e.redisURL, e.redisShared = nil, "", false
+	}
 	r := &runner{sc: sc, e: e, res: result{History: sc.History}}
 	var err error
 	if r.nodes, err = startNodes(ctx, sc, e); err != nil {
@@ -136,7 +143,7 @@ func (r *runner) connect(ctx context.Context) error {
 	for i, n := range r.nodes {
 		urls[i] = n.WS()
 	}
-	progress("run %d (history %s): connecting %d clients to %d node(s)…", r.sc.Run, onOff(r.sc.History), r.sc.clients, len(r.nodes))
+	progress("run %d (%s, history %s): connecting %d clients to %d process(es)…", r.sc.Run, targetName(r.sc.Relay), onOff(r.sc.History), r.sc.clients, len(r.nodes))
 	start := time.Now()
 	r.res.Joined = r.fleet.connect(ctx, urls)
 	r.res.ConnectTime = time.Since(start)
@@ -235,6 +242,7 @@ func (r *runner) collect(ctx context.Context) error {
 	res.SetupFails, res.SetupFailN = f.setupFails.String(), f.setupFails.total()
 	res.Disconnects, res.DisconnectN = f.disconnects.String(), f.disconnects.total()
 	res.ErrFrames, res.ErrFrameN = f.errFrames.String(), f.errFrames.total()
+	res.Refusals, res.RefusalN = f.refusals.String(), f.refusals.total()
 	for _, n := range r.nodes {
 		res.NodeDied = res.NodeDied || !n.Alive()
 	}
@@ -247,8 +255,16 @@ func redisCPU(a, b sample) time.Duration {
 	return time.Duration((b.redis.CPU - a.redis.CPU) * float64(time.Second))
 }
 
-// startNodes starts sc.nodes nodes in parallel.
+// startNodes starts sc.nodes nodes in parallel, or the reference relay
+// alone when sc.Relay is set.
 func startNodes(ctx context.Context, sc scenario, e env) ([]*node, error) {
+	if sc.Relay {
+		n, err := startRelay(ctx, e.apiKey)
+		if err != nil {
+			return nil, err
+		}
+		return []*node{n}, nil
+	}
 	history := "0"
 	if sc.History {
 		history = "1000"
@@ -338,6 +354,9 @@ func snapshot(ctx context.Context, nodes []*node, rc *redis.Client) (s sample, e
 	}
 	s.metrics = promSample{}
 	for _, n := range nodes {
+		if n.relay {
+			continue
+		}
 		m, err := n.scrapeMetrics(ctx)
 		if err != nil {
 			return s, err

@@ -40,6 +40,8 @@ const writeTimeout = 10 * time.Second
 type Relay struct {
 	// URL is the WebSocket URL clients dial, ws://127.0.0.1:port/websockets.
 	URL string
+	// Addr is the host:port it listens on; GET /readyz there answers 200.
+	Addr string
 
 	srv    *http.Server
 	ctx    context.Context // cancelled by Stop; every connection's goroutines end with it
@@ -72,12 +74,14 @@ func Start(ctx context.Context) (*Relay, error) {
 	}
 	r := &Relay{
 		URL:    "ws://" + ln.Addr().String() + "/websockets",
+		Addr:   ln.Addr().String(),
 		rooms:  make(map[string]map[*conn]struct{}),
 		served: make(chan error, 1),
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/websockets", r.serveWS)
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return r.ctx }}
 	go func() { r.served <- r.srv.Serve(ln) }()

@@ -184,3 +184,17 @@ func TestStopEndsConnections(t *testing.T) {
 		t.Error("dial after Stop succeeded")
 	}
 }
+
+// TestReadyz: the relay answers GET /readyz, which the bench polls before
+// measuring it as a child process.
+func TestReadyz(t *testing.T) {
+	r := start(t)
+	resp, err := http.Get("http://" + r.Addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz: %s", resp.Status)
+	}
+}
