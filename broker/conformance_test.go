@@ -26,6 +26,7 @@ type testBroker interface {
 	Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error)
 	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
 	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	Active(ctx context.Context, q ActiveQuery) (ActivePage, error)
 }
 
 // backend makes brokers over one shared store. For Redis every call gives
@@ -492,6 +493,7 @@ func runConformance(t *testing.T, be backend) {
 		}
 	})
 
+	t.Run("ActiveTopics", func(t *testing.T) { testActiveTopics(t, be) })
 	t.Run("CrashedNodePresenceExpires", func(t *testing.T) {
 		opts := testOpts
 		opts.PresenceTTL = 1500 * time.Millisecond
