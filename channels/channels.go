@@ -51,6 +51,7 @@ type Broker interface {
 	RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (last bool, err error)
 	Members(ctx context.Context, topic string, q broker.MembersQuery) (broker.MembersPage, error)
 	SweepPresence(ctx context.Context, topic string, left broker.UserTemplate) ([]string, error)
+	Active(ctx context.Context, q broker.ActiveQuery) (broker.ActivePage, error)
 }
 
 // Hub is what the channels need of the node's hub, the one record of
