@@ -73,11 +73,11 @@ type Node struct {
 	control    string // this node's control topic
 	controller atomic.Pointer[Controller]
 	dirClient  redis.UniversalClient // the directory's, closed by Close; nil in memory
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	stop    context.CancelFunc
-	tasks   sync.WaitGroup // the presence sweeper and the directory loop
+	mu         sync.Mutex
+	started    bool
+	closed     bool
+	stop       context.CancelFunc
+	tasks      sync.WaitGroup // the presence sweeper and the directory loop
 }
 
 // New assembles a node over b, which it owns from here on: Close closes it
