@@ -39,6 +39,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
+	byID     map[string]*client // the same connections by id, for the server API
 	draining bool
 	conns    sync.WaitGroup // one per serveConn
 }
@@ -47,9 +48,10 @@ type Server struct {
 func New(n *node.Node) *Server {
 	s := &Server{
 		node: n, cfg: n.Config, log: n.Log, router: n.Router, metrics: n.Metrics, auth: n.Auth,
-		clients: make(map[*client]struct{}),
+		clients: make(map[*client]struct{}), byID: make(map[string]*client),
 	}
 	s.echo = s.routes()
+	n.SetController(s.control)
 	return s
 }
 
@@ -141,6 +143,7 @@ func (s *Server) track(c *client) bool {
 		return false
 	}
 	s.clients[c] = struct{}{}
+	s.byID[c.id] = c
 	s.conns.Add(1)
 	s.metrics.Opened.Inc()
 	s.metrics.Connections.Inc()
@@ -150,6 +153,7 @@ func (s *Server) track(c *client) bool {
 func (s *Server) untrack(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
+	delete(s.byID, c.id)
 	s.mu.Unlock()
 	s.metrics.Connections.Dec()
 	s.metrics.Closed.WithLabelValues(c.closeReq.cause.label()).Inc()
