@@ -13,10 +13,10 @@ import (
 
 // credentials are what the WebSocket handshake carried.
 type credentials struct {
-	open   bool   // open mode: user is the identity
-	user   string // ?user= in open mode; "" for an anonymous connection
-	token  string // ?token= in authenticated mode; "" to wait for Authenticate
-	remote string // the peer's address, for the log
+	open   bool        // open mode: user is the identity
+	user   string      // ?user= in open mode; "" for an anonymous connection
+	token  string      // ?token= in authenticated mode; "" to wait for Authenticate
+	remote string      // the peer's address, for the log
 	header http.Header // the handshake's headers, some forwarded to the backend
 	base   string      // this deployment's public base URL, for ws_uri
 }
