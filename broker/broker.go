@@ -44,6 +44,7 @@ type Broker interface {
 	Subscriber
 	Historian
 	Presence
+	ActiveTopics
 	Claimer
 	// Start sets the callback that receives every message of a subscribed
 	// topic and starts the broker's goroutines.
@@ -94,6 +95,12 @@ type Presence interface {
 	// node stopped refreshing them), announces each with left, and returns
 	// them. Each is reported once, by whichever node sweeps first.
 	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
+}
+
+// ActiveTopics lists the topics that have users present, with their
+// counts, from an index kept with presence (never by scanning keys).
+type ActiveTopics interface {
+	Active(ctx context.Context, q ActiveQuery) (ActivePage, error)
 }
 
 // Claimer records single-use keys, such as ticket ids, for every node.

@@ -526,6 +526,7 @@ func runConformance(t *testing.T, be backend) {
 		}
 	})
 
+	t.Run("ActiveTopics", func(t *testing.T) { testActiveTopics(t, be) })
 	t.Run("CrashedNodePresenceExpires", func(t *testing.T) {
 		opts := testOpts
 		opts.PresenceTTL = 1500 * time.Millisecond

@@ -26,7 +26,8 @@ type presenceEntry struct{ topic, user, conn string }
 func (p *presenceTracker) init() { p.local = make(map[presenceEntry][]byte) }
 
 func (r *Redis) presenceKeys(topic, user string) []string {
-	return []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user), r.key(topic, ":swept"), r.key(topic, ":names")}
+	keys := []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user), r.key(topic, ":swept"), r.key(topic, ":names")}
+	return r.withActiveKey(keys)
 }
 
 // sweptMemory is how long a swept user is remembered, so that its node
@@ -40,9 +41,12 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom).Int()
+		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom, topic).Int()
 	if err != nil {
 		return false, fail(ctx, err)
+	}
+	if err := r.markActive(ctx, r.client, topic); err != nil {
+		return false, unavailable(err)
 	}
 	r.presence.mu.Lock()
 	r.presence.local[presenceEntry{topic, user, conn}] = joined
@@ -68,7 +72,7 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 		}
 	}
 	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom).Int()
+		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom, topic).Int()
 	if err != nil {
 		return false, fail(ctx, err)
 	}
@@ -82,8 +86,8 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	users, err := presenceSweepScript.Run(ctx, r.client, []string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names")},
-		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom).StringSlice()
+	users, err := presenceSweepScript.Run(ctx, r.client, r.withActiveKey([]string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names")}),
+		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom, topic).StringSlice()
 	return users, fail(ctx, err)
 }
 
@@ -170,7 +174,8 @@ func (p *presenceTracker) refresh(r *Redis, batch []presenceEntry, joined [][]by
 		_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for i, e := range batch {
 				presenceAddScript.EvalSha(ctx, pipe, r.presenceKeys(e.topic, e.user),
-					e.user, e.conn, ttl, r.channel(e.topic), joined[i], e.conn, r.publishCommand(), "refresh", r.opts.LargeRoom)
+					e.user, e.conn, ttl, r.channel(e.topic), joined[i], e.conn, r.publishCommand(), "refresh", r.opts.LargeRoom, e.topic)
+				_ = r.markActive(ctx, pipe, e.topic)
 			}
 			return nil
 		})

@@ -85,7 +85,9 @@ return {head[1][1], out, full}
 // KEYS[4] names (users by name, for paging); ARGV[1] user, ARGV[2] conn,
 // ARGV[3] TTL ms, ARGV[4] channel, ARGV[5] JoinedRoom frame, ARGV[6]
 // except, ARGV[7] "publish" or "spublish", ARGV[8] "join" or "refresh",
-// ARGV[9] large-topic threshold. Returns 1 when the user was not present.
+// ARGV[9] large-topic threshold; KEYS[5], only with a single Redis, the
+// index of active topics (rooms.go), which the topic (ARGV[10]) enters.
+// Returns 1 when the user was not present.
 var presenceAddScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -99,6 +101,7 @@ redis.call('ZADD', KEYS[1], 'GT', now + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[4], 0, ARGV[1])
 redis.call('PEXPIRE', KEYS[4], ttl)
+if KEYS[5] then redis.call('ZADD', KEYS[5], 0, ARGV[10]) end
 if present then return 0 end
 local swept = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
 local large = tonumber(ARGV[9]) > 0 and before >= tonumber(ARGV[9])
@@ -115,7 +118,9 @@ return 1
 // of it on a node cut off meanwhile is announced again when that node's
 // heartbeat returns). KEYS as for presenceAddScript; ARGV[1] user, ARGV[2]
 // conn, ARGV[3] channel, ARGV[4] LeftRoom frame, ARGV[5] "publish" or
-// "spublish". Returns 1 when the user left.
+// "spublish"; KEYS[5], only with a single Redis, the index of active
+// topics, which the topic (ARGV[8]) leaves with its last user. Returns 1
+// when the user left.
 var presenceRemoveScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -127,6 +132,7 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
+if KEYS[5] and redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[5], ARGV[8]) end
 local large = tonumber(ARGV[7]) > 0 and before >= tonumber(ARGV[7])
 if ARGV[4] ~= '' and not large then
   redis.call(ARGV[5], ARGV[3], payload('', '', ARGV[4]))
@@ -167,7 +173,9 @@ return {count, out}
 // ARGV[2] + the user + ARGV[6] + the user as a JSON string + ARGV[3], and
 // remembers them in swept for ARGV[5] ms (see presenceAddScript). KEYS[1]
 // users, KEYS[2] swept, KEYS[3] names; ARGV[1] channel, ARGV[4] "publish"
-// or "spublish". Returns the users removed.
+// or "spublish"; KEYS[4], only with a single Redis, the index of active
+// topics, which the topic (ARGV[8]) leaves when no user remains. Returns
+// the users removed.
 var presenceSweepScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -182,6 +190,7 @@ for _, user in ipairs(gone) do
   end
 end
 if #gone > 0 then
+  if KEYS[4] and redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[4], ARGV[8]) end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end

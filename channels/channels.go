@@ -49,6 +49,7 @@ type Broker interface {
 	broker.Publisher
 	broker.Historian
 	broker.Presence
+	broker.ActiveTopics
 }
 
 // Hub is what the channels need of the node's hub, the one record of

@@ -64,17 +64,29 @@ func (cr *ChatRoom) getMembers(ctx context.Context, c Client, ref string, req pr
 	if !cr.isMember(c, req.Room) {
 		return notMember(req.Room)
 	}
+	out, err := cr.Members(ctx, req)
+	if err != nil {
+		return err
+	}
+	return reply(ctx, c, ref, protocol.TypeMembers, out)
+}
+
+// Members reads a page of a room's users in name order, for members
+// (GetMembers) and for the server API alike: after req.After, at most
+// req.Limit (0 or more than MEMBER_PAGE: MEMBER_PAGE) of them, with the
+// room's count and the next page's after.
+func (cr *ChatRoom) Members(ctx context.Context, req protocol.GetMembers) (protocol.Members, error) {
 	limit := req.Limit
 	switch {
 	case limit < 0:
-		return protocol.Errorf(protocol.CodeInvalidContents, "limit must be positive")
+		return protocol.Members{}, protocol.Errorf(protocol.CodeInvalidContents, "limit must be positive")
 	case limit == 0 || limit > cr.limits.MemberPage:
 		limit = cr.limits.MemberPage
 	}
 	// One name more than asked tells whether a next page exists.
 	page, err := cr.broker.Members(ctx, RoomTopic(req.Room), broker.MembersQuery{After: req.After, Limit: limit + 1})
 	if err != nil {
-		return brokerError(err)
+		return protocol.Members{}, brokerError(err)
 	}
 	out := protocol.Members{Room: req.Room, Users: page.Users, Count: page.Count}
 	if len(out.Users) > limit {
@@ -84,7 +96,7 @@ func (cr *ChatRoom) getMembers(ctx context.Context, c Client, ref string, req pr
 	if out.Users == nil {
 		out.Users = []string{}
 	}
-	return reply(ctx, c, ref, protocol.TypeMembers, out)
+	return out, nil
 }
 
 // rosterCache keeps large rooms' member lists for a short while.

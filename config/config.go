@@ -72,6 +72,15 @@ type Config struct {
 	HistoryTTL     time.Duration
 	HistoryPage    int
 	HistoryMaxPage int
+
+	APIURI          string        // the backend's lifecycle webhook address; empty: no webhooks
+	WebhookSecret   string        // HMAC-SHA256 key signing every webhook
+	WebhookTimeout  time.Duration // longest one webhook request may take
+	WebhookFailOpen bool          // accept connections when the backend cannot be reached
+	WebhookCookies  []string      // cookies forwarded with the connect webhook
+	AppChannels     []string      // channels whose envelopes are forwarded to the backend (PUT)
+	PublicURL       string        // base of the ws_uri given to the backend
+	ConnectionTTL   time.Duration // a crashed node's connections are taken over after this long
 }
 
 // Setting describes one configuration value: its environment variable, its
@@ -204,6 +213,24 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return intIn(&c.HistoryPage, v, 1, 1e5) }},
 	{Env: "HISTORY_MAX_PAGE", Flag: "history-max-page", Default: "500", Help: "largest History page a client may ask for",
 		apply: func(c *Config, v string) error { return intIn(&c.HistoryMaxPage, v, 1, 1e6) }},
+	{Env: "API_URI", Flag: "api-uri", Default: "", Help: "the backend's lifecycle webhook URL: POST on connect, PUT for APP_CHANNELS envelopes, DELETE after close (empty: no webhooks)", Secret: true,
+		apply: func(c *Config, v string) error { c.APIURI = v; return nil }},
+	{Env: "WEBHOOK_SECRET", Flag: "webhook-secret", Default: "", Help: "key of the HMAC-SHA256 signature every webhook carries (required with API_URI)", Secret: true,
+		apply: func(c *Config, v string) error { c.WebhookSecret = v; return nil }},
+	{Env: "WEBHOOK_TIMEOUT", Flag: "webhook-timeout", Default: "5s", Help: "longest one webhook request may take, waiting for a free slot included",
+		apply: func(c *Config, v string) error {
+			return durationIn(&c.WebhookTimeout, v, 10*time.Millisecond, time.Minute)
+		}},
+	{Env: "WEBHOOK_FAIL_OPEN", Flag: "webhook-fail-open", Default: "false", Help: "accept a connection when the backend cannot be reached or times out (a refusal is always a refusal)",
+		apply: func(c *Config, v string) error { return boolean(&c.WebhookFailOpen, v) }},
+	{Env: "WEBHOOK_COOKIES", Flag: "webhook-cookies", Default: "", Help: "comma-separated names of handshake cookies forwarded with the connect webhook (Authorization always is)",
+		apply: func(c *Config, v string) error { c.WebhookCookies = list(v); return nil }},
+	{Env: "APP_CHANNELS", Flag: "app-channels", Default: "", Help: "comma-separated application channels whose envelopes are forwarded to the backend (PUT), its answer sent back",
+		apply: func(c *Config, v string) error { c.AppChannels = list(v); return nil }},
+	{Env: "PUBLIC_URL", Flag: "public-url", Default: "", Help: "this deployment's public base URL, e.g. https://ws.example.com; ws_uri is <PUBLIC_URL>/connections/<id> (empty: the request's host)",
+		apply: func(c *Config, v string) error { c.PublicURL = strings.TrimRight(v, "/"); return nil }},
+	{Env: "CONNECTION_TTL", Flag: "connection-ttl", Default: "30s", Help: "a crashed node's connections stay listed this long, then one surviving node sends their DELETE webhook",
+		apply: func(c *Config, v string) error { return durationIn(&c.ConnectionTTL, v, time.Second, time.Hour) }},
 }
 
 // ErrHelp is returned by Load when -h or -help was asked for; the usage
@@ -308,6 +335,28 @@ func (c Config) validate() error {
 	if c.RateBytesBurst < int(c.MaxFrameBytes) {
 		errs = append(errs, errors.New("RATE_BYTES_BURST must be at least MAX_FRAME_BYTES: otherwise a frame of the largest allowed size could never be sent"))
 	}
+	if c.APIURI != "" {
+		if u, err := url.Parse(c.APIURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("API_URI must be an http:// or https:// URL"))
+		}
+		if c.WebhookSecret == "" {
+			errs = append(errs, errors.New("API_URI needs WEBHOOK_SECRET: the backend must be able to tell the webhooks are ours"))
+		}
+	}
+	if len(c.AppChannels) > 0 && c.APIURI == "" {
+		errs = append(errs, errors.New("APP_CHANNELS needs API_URI: their envelopes are forwarded there"))
+	}
+	for _, ch := range c.AppChannels {
+		switch ch {
+		case "chat", "chat-room", "ping", "inbox", "session", "error":
+			errs = append(errs, fmt.Errorf("APP_CHANNELS: %q is a built-in channel", ch))
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme == "" || u.Host == "" {
+			errs = append(errs, errors.New("PUBLIC_URL must be an absolute URL, e.g. https://ws.example.com"))
+		}
+	}
 	if c.HistoryPage > c.HistoryMaxPage {
 		errs = append(errs, errors.New("HISTORY_PAGE must not exceed HISTORY_MAX_PAGE"))
 	}
@@ -384,6 +433,15 @@ func durationIn(dst *time.Duration, v string, lo, hi time.Duration) error {
 		return fmt.Errorf("must be between %s and %s", lo, hi)
 	}
 	*dst = d
+	return nil
+}
+
+func boolean(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("must be true or false")
+	}
+	*dst = b
 	return nil
 }
 

@@ -84,3 +84,7 @@ func New(subscriptions func() int) *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
+
+// Registerer is the node's registry, for collectors defined elsewhere
+// (the webhook client's): they are served by Handler with the rest.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.registry }

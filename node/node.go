@@ -10,14 +10,20 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard/switchboard/auth"
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/channels"
 	"github.com/switchboard/switchboard/config"
+	"github.com/switchboard/switchboard/conndir"
 	"github.com/switchboard/switchboard/metrics"
 	"github.com/switchboard/switchboard/rooms"
+	"github.com/switchboard/switchboard/webhook"
 )
 
 // Broker is the broker a node runs on: the whole contract.
@@ -45,28 +51,48 @@ type Node struct {
 	Auth Authenticator
 	// Minter mints tickets; nil unless JWT_SECRET is set.
 	Minter *auth.Minter
+	// ID names this node in the connection directory and its control
+	// topic; a fresh UUID per process.
+	ID string
+	// Dir is the connection directory shared by every node.
+	Dir conndir.Directory
+	// Webhook calls the backend's lifecycle webhooks; nil without API_URI.
+	Webhook *webhook.Client
 
-	raw     Broker // the broker as given, closed by Close
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	stop    context.CancelFunc
-	tasks   sync.WaitGroup // the presence sweeper
+	raw        Broker // the broker as given, closed by Close
+	control    string // this node's control topic
+	controller atomic.Pointer[Controller]
+	dirClient  redis.UniversalClient // the directory's, closed by Close; nil in memory
+	mu         sync.Mutex
+	started    bool
+	closed     bool
+	stop       context.CancelFunc
+	tasks      sync.WaitGroup // the presence sweeper and the directory loop
 }
 
 // New assembles a node over b, which it owns from here on: Close closes it
 // (also when New fails). No network I/O happens until Start.
-func New(cfg config.Config, b Broker, log *slog.Logger) (*Node, error) {
+func New(cfg config.Config, b Broker, log *slog.Logger) (n *Node, err error) {
 	verifier, err := newAuthenticator(cfg, b)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
 	}
-	n := &Node{Config: cfg, Log: log, Auth: verifier, raw: b}
+	n = &Node{Config: cfg, Log: log, Auth: verifier, raw: b, ID: uuid.NewString()}
+	n.control = ControlTopic(n.ID)
 	if cfg.JWTSecret != "" {
 		n.Minter = auth.NewMinter(cfg.JWTSecret, cfg.JWTAudience)
 	}
 	n.Metrics = metrics.New(func() int { return n.Hub.Subscriptions() })
+	if n.Dir, n.dirClient, err = newDirectory(cfg, n.ID); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	if n.Webhook, err = newWebhook(cfg, n.Metrics, log); err != nil {
+		n.closeBackend(0)
+		_ = b.Close()
+		return nil, err
+	}
 	n.Broker = instrument(b, n.Metrics)
 	n.Hub = rooms.New(n.Broker, cfg.SendQueueBytes, log)
 	limits := channels.Limits{
@@ -88,12 +114,16 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Node, error) {
 	n.Ping = channels.NewPing(n.Broker, n.Hub)
 	n.Rooms = channels.NewChatRoom(n.Broker, n.Hub, limits, log)
 	n.Inbox = channels.NewInbox(n.Broker, n.Hub)
-	n.Router = channels.NewRouter(map[string]channels.Channel{
+	chans := map[string]channels.Channel{
 		"chat":      channels.NewChat(n.Broker, n.Hub, limits),
 		"chat-room": n.Rooms,
 		"ping":      n.Ping,
 		"inbox":     n.Inbox,
-	})
+	}
+	for _, name := range cfg.AppChannels {
+		chans[name] = channels.NewApp(name, webhookForwarder{n.Webhook}, log)
+	}
+	n.Router = channels.NewRouter(chans)
 	return n, nil
 }
 
@@ -156,8 +186,9 @@ func newAuthenticator(cfg config.Config, claims auth.Claimer) (Authenticator, er
 var ErrClosed = errors.New("node closed")
 
 // Start starts the broker's deliveries into the hub, subscribes the
-// global topics (chat, ping) for the node's whole life and starts the
-// presence sweeper. If the broker is down now, the global topics are
+// global topics (chat, ping) and the node's control topic for the node's
+// whole life, and starts the presence sweeper and the connection
+// directory's heartbeat and sweep. If the broker is down now, the global topics are
 // subscribed when it comes back (Ready tells).
 func (n *Node) Start() error {
 	n.mu.Lock()
@@ -169,8 +200,8 @@ func (n *Node) Start() error {
 		return errors.New("node already started")
 	}
 	n.started = true
-	n.raw.Start(n.Hub.Deliver)
-	for _, topic := range []string{channels.TopicChat, channels.TopicPing} {
+	n.raw.Start(n.deliver)
+	for _, topic := range []string{channels.TopicChat, channels.TopicPing, n.control} {
 		ctx, cancel := context.WithTimeout(context.Background(), n.Config.OpTimeout)
 		if err := n.Hub.Pin(ctx, topic); err != nil {
 			n.Log.Warn("global topic not subscribed yet; will retry when the broker is back", "topic", topic, "err", err)
@@ -180,6 +211,7 @@ func (n *Node) Start() error {
 	ctx, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.tasks.Go(func() { n.Rooms.SweepExpired(ctx, n.Config.PresenceTTL/3) })
+	n.tasks.Go(func() { n.runDirectory(ctx) })
 	return nil
 }
 
@@ -208,6 +240,7 @@ func (n *Node) Close() error {
 		stop()
 		n.tasks.Wait()
 	}
+	n.closeBackend(n.Config.ShutdownTimeout)
 	start := time.Now()
 	err := n.raw.Close()
 	n.Log.Debug("broker closed", "took", time.Since(start).Round(time.Millisecond))

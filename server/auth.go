@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/coder/websocket"
 
@@ -12,10 +13,12 @@ import (
 
 // credentials are what the WebSocket handshake carried.
 type credentials struct {
-	open   bool   // open mode: user is the identity
-	user   string // ?user= in open mode; "" for an anonymous connection
-	token  string // ?token= in authenticated mode; "" to wait for Authenticate
-	remote string // the peer's address, for the log
+	open   bool        // open mode: user is the identity
+	user   string      // ?user= in open mode; "" for an anonymous connection
+	token  string      // ?token= in authenticated mode; "" to wait for Authenticate
+	remote string      // the peer's address, for the log
+	header http.Header // the handshake's headers, some forwarded to the backend
+	base   string      // this deployment's public base URL, for ws_uri
 }
 
 // refusal is why a connection was not admitted: the close to request, and

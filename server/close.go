@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -36,6 +37,11 @@ const (
 	// causeBusy: the node admits no more connections right now (a connect
 	// storm); the reason carries a retry hint.
 	causeBusy
+	// causeKicked: the server API closed it (DELETE /connections/{id},
+	// DELETE /users/{user}/connections), with the code and reason asked.
+	causeKicked
+	// causeRefused: the backend's connect webhook refused it (1008).
+	causeRefused
 )
 
 // label is the cause in switchboard_connections_closed_total.
@@ -61,6 +67,10 @@ func (c closeCause) label() string {
 		return "resync"
 	case causeBusy:
 		return "busy"
+	case causeKicked:
+		return "kicked"
+	case causeRefused:
+		return "refused"
 	default:
 		return "peer"
 	}
@@ -72,8 +82,10 @@ func (c closeCause) label() string {
 // 1001 for ping_timeout, none for peer and write_error.
 func (c closeCause) code() websocket.StatusCode {
 	switch c {
-	case causeSlow, causeRateLimit, causeAuth:
+	case causeSlow, causeRateLimit, causeAuth, causeRefused:
 		return websocket.StatusPolicyViolation
+	case causeKicked:
+		return websocket.StatusNormalClosure
 	case causePingTimeout, causeShutdown:
 		return websocket.StatusGoingAway
 	case causeTooBig:
@@ -108,6 +120,8 @@ func (c closeCause) reason() string {
 		return "messages were missed: reconnect and catch up with since"
 	case causeBusy:
 		return "server busy, try again"
+	case causeRefused:
+		return "refused by backend"
 	default:
 		return ""
 	}
@@ -130,10 +144,10 @@ const (
 // ending is how a connection closed for c ends.
 func (c closeCause) ending() ending {
 	switch c {
-	case causeShutdown, causeRateLimit:
+	case causeShutdown, causeRateLimit, causeKicked:
 		// Everything queued is an answer or a broadcast the client is owed.
 		return endFlush
-	case causeSlow, causeAuth, causeUnavailable, causeResync, causeBusy:
+	case causeSlow, causeAuth, causeUnavailable, causeResync, causeBusy, causeRefused:
 		return endDrop
 	default:
 		// peer, write_error: the socket is unusable; too_big: the library
@@ -171,4 +185,31 @@ func truncateReason(reason string) string {
 		cut--
 	}
 	return reason[:cut]
+}
+
+// notePeerClose keeps the code and reason of the close frame the peer
+// sent, if err carries one, for the DELETE webhook.
+func (c *client) notePeerClose(err error) {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		c.peerClose.Store(&ce)
+	}
+}
+
+// outcome is the close code and reason the connection ended with, as the
+// backend's DELETE webhook reports them: the peer's own close frame when it
+// closed first, 1006 when the connection was lost without one, else the
+// close the server sent.
+func (c *client) outcome() (int, string) {
+	req := c.closeReq
+	if req.cause == causePeer {
+		if ce := c.peerClose.Load(); ce != nil {
+			return int(ce.Code), ce.Reason
+		}
+		return int(websocket.StatusAbnormalClosure), "connection lost"
+	}
+	if req.code == 0 {
+		return int(websocket.StatusAbnormalClosure), req.cause.label()
+	}
+	return int(req.code), req.reason
 }

@@ -12,6 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// taskQueue is how many server-side requests may wait for one
+// connection's worker; more are refused (see client.run).
+const taskQueue = 16
+
 // errConnClosing is returned by Send once the connection is closing.
 var errConnClosing = errors.New("connection closing")
 
@@ -42,6 +46,15 @@ type client struct {
 	// reading is the reader's report to the keep-alive (keepalive.go).
 	reading readMark
 
+	// tasks are server-side requests (the server API's joins and leaves)
+	// that the worker runs between frames, so that they never race the
+	// client's own requests.
+	tasks chan func(context.Context)
+	// peerClose is the close frame the peer sent, if any (notePeerClose).
+	peerClose atomic.Pointer[websocket.CloseError]
+	// rooms reported to the connection directory, owned by the worker.
+	dirRooms []string
+
 	// A close request is the one signal that stops the connection's
 	// goroutines: closing is closed once closeReq is set, by the first
 	// call to close.
@@ -69,6 +82,7 @@ func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writ
 		sent:    sent,
 		reading: newReadMark(),
 		closing: make(chan struct{}),
+		tasks:   make(chan func(context.Context), taskQueue),
 	}
 	c.watchdog = time.AfterFunc(time.Hour, c.abortWrites)
 	c.watchdog.Stop()
@@ -185,6 +199,20 @@ func (c *client) abortWrites() { _ = c.ws.CloseNow() }
 func (c *client) isClosing() bool {
 	select {
 	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// run queues a task for the connection's worker without waiting; it
+// reports false when the queue is full or the connection is closing.
+func (c *client) run(task func(context.Context)) bool {
+	if c.isClosing() {
+		return false
+	}
+	select {
+	case c.tasks <- task:
 		return true
 	default:
 		return false

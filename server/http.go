@@ -52,6 +52,7 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/message", s.handleMessage)
 	api.POST("/tokens", s.handleTokens)
 	api.GET("/rooms/:room/messages", s.handleRoomMessages)
+	s.registerBackendAPI(api)
 	if s.cfg.MetricsAddr == "" {
 		api.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	}

@@ -33,7 +33,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		`switchboard_client_errors_total{code="unknown_channel"} 1`,
 		"switchboard_frames_sent_total 4", // two greetings, the chat message, the error
 		`switchboard_broker_operation_seconds_count{op="publish_history",result="ok"} 1`,
-		"switchboard_subscriptions 3", // chat, ping and the connection's inbox
+		"switchboard_subscriptions 4", // chat, ping, the node's control topic and the connection's inbox
 	}
 	// The closed connection is counted once its goroutine has finished,
 	// which may be just after the client saw the close frame.

@@ -79,6 +79,7 @@ func (c *client) handOver(inbox chan<- inboxFrame, f inboxFrame) bool {
 
 // readEnded logs why the reader stopped and requests the close.
 func (s *Server) readEnded(cl *client, err error) {
+	cl.notePeerClose(err)
 	switch status := websocket.CloseStatus(err); {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		// coder/websocket has already sent the 1009 close frame.

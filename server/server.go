@@ -40,6 +40,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
+	byID     map[string]*client // the same connections by id, for the server API
 	draining bool
 	conns    sync.WaitGroup // one per serveConn
 }
@@ -49,9 +50,11 @@ func New(n *node.Node) *Server {
 	s := &Server{
 		node: n, cfg: n.Config, log: n.Log, router: n.Router, metrics: n.Metrics, auth: n.Auth,
 		clients:   make(map[*client]struct{}),
+		byID:      make(map[string]*client),
 		admission: newAdmission(n.Config.AdmitConcurrency, n.Config.AdmitWait),
 	}
 	s.echo = s.routes()
+	n.SetController(s.control)
 	return s
 }
 
@@ -143,6 +146,7 @@ func (s *Server) track(c *client) bool {
 		return false
 	}
 	s.clients[c] = struct{}{}
+	s.byID[c.id] = c
 	s.conns.Add(1)
 	s.metrics.Opened.Inc()
 	s.metrics.Connections.Inc()
@@ -152,6 +156,7 @@ func (s *Server) track(c *client) bool {
 func (s *Server) untrack(c *client) {
 	s.mu.Lock()
 	delete(s.clients, c)
+	delete(s.byID, c.id)
 	s.mu.Unlock()
 	s.metrics.Connections.Dec()
 	s.metrics.Closed.WithLabelValues(c.closeReq.cause.label()).Inc()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/auth"
 	"github.com/switchboard/switchboard/channels"
+	"github.com/switchboard/switchboard/conndir"
 	"github.com/switchboard/switchboard/protocol"
 	"github.com/switchboard/switchboard/rooms"
 )
@@ -21,7 +24,7 @@ import (
 // carries a ticket in authenticated mode.
 func (s *Server) handleWebSocket(c echo.Context) error {
 	r := c.Request()
-	cr := credentials{open: s.auth == nil, remote: r.RemoteAddr}
+	cr := credentials{open: s.auth == nil, remote: r.RemoteAddr, header: r.Header.Clone(), base: s.publicBase(r)}
 	if cr.open {
 		cr.user = r.URL.Query().Get("user")
 		if cr.user != "" {
@@ -98,8 +101,13 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, l
 	wg.Go(func() { cl.keepAlive(ctx, s.cfg.WSTimeout/2) })
 	wg.Go(func() { s.read(ctx, cl, frames, peerGone) })
 
-	err := s.authenticateAndAdmit(ctx, cl, frames, cr)
-	if err == nil {
+	joins, err := s.authenticateAndAdmit(ctx, cl, frames, cr)
+	admitted := err == nil
+	if admitted {
+		s.node.Opened(ctx, conndir.Record{ID: cl.id, User: cl.user})
+		for _, room := range joins {
+			s.runTask(ctx, cl, func(ctx context.Context) error { return s.node.Rooms.JoinFor(ctx, cl, room) })
+		}
 		s.serve(ctx, cl, frames)
 		s.leaveAll(cl)
 	}
@@ -109,30 +117,51 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, l
 	}
 	cl.close(closeFor(causePeer)) // whatever ended it, unless a cause was given
 	wg.Wait()
-	cl.logger().Info("disconnected", "cause", cl.closeReq.cause.label(), "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
+	code, reason := cl.outcome()
+	cl.logger().Info("disconnected", "cause", cl.closeReq.cause.label(), "code", code, "reason", reason)
+	if admitted {
+		s.node.Closed(cl.id, cl.user, code, reason)
+	}
 }
 
 // authenticateAndAdmit runs the steps before serving: it takes what the
 // connection presents (waiting for an Authenticate frame if need be),
-// then, within an admission slot, verifies the ticket and admits the
-// connection. Only the steps that cost broker round trips hold a slot, so
-// clients slow to authenticate cannot starve the others.
-func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) error {
+// verifies the ticket, asks the backend (the connect webhook, when
+// API_URI is set) and admits the connection, reporting the rooms the
+// backend asked it to join. Verifying and admitting cost broker round
+// trips: each runs within an admission slot. Waiting for the client or
+// for the backend holds none, so neither a slow client nor a slow backend
+// starves the others.
+func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) ([]string, error) {
 	ident, token, err := s.credentialsOf(ctx, cl, frames, cr)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	if !cr.open { // every ticket is verified, an empty one too
+		err = s.admitted(ctx, cl, cr, func() (err error) {
+			ident, err = s.verify(ctx, cl, token, cr.remote)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	ident, joins, err := s.consult(ctx, cl, ident, cr)
+	if err != nil {
+		return nil, err
+	}
+	return joins, s.admitted(ctx, cl, cr, func() error { return s.admit(ctx, cl, ident, cr.remote) })
+}
+
+// admitted runs step within an admission slot, or refuses the connection
+// with 1013 and a retry hint when none comes free in time.
+func (s *Server) admitted(ctx context.Context, cl *client, cr credentials, step func() error) error {
 	if !s.admission.enter(ctx) {
 		cl.logger().Info("admission refused: too many connections being admitted", "remote", cr.remote)
 		return &refusal{req: s.admission.busy()}
 	}
 	defer s.admission.leave()
-	if !cr.open { // every ticket is verified, an empty one too
-		if ident, err = s.verify(ctx, cl, token, cr.remote); err != nil {
-			return err
-		}
-	}
-	return s.admit(ctx, cl, ident, cr.remote)
+	return step()
 }
 
 // next waits for the client's next frame. It fails once a close is
@@ -152,10 +181,20 @@ func (c *client) next(ctx context.Context, frames <-chan inboxFrame) (inboxFrame
 // requested, the peer is gone, or the client floods.
 func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame) {
 	for {
-		in, err := cl.next(ctx, frames)
-		switch {
-		case err != nil:
+		var in inboxFrame
+		select {
+		case in = <-frames:
+		case task := <-cl.tasks:
+			task(ctx)
+			s.noteRooms(ctx, cl)
+			continue
+		case <-cl.closing:
 			return
+		case <-ctx.Done():
+			return
+		}
+		_ = s.node.Dir.Update(ctx, cl.id, conndir.Change{LastActivity: time.Now()}) // kept locally until the next heartbeat
+		switch {
 		case in.flooded:
 			cl.close(closeFor(causeRateLimit))
 			return
@@ -164,6 +203,37 @@ func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame
 		case !s.handle(ctx, cl, in.data):
 			return
 		}
+		s.noteRooms(ctx, cl)
+	}
+}
+
+// runTask runs a server-side request on the worker, answering its error
+// to the client as the matching client request would have been.
+func (s *Server) runTask(ctx context.Context, cl *client, task func(context.Context) error) {
+	if err := task(ctx); err != nil {
+		s.answer(ctx, cl, protocol.ChannelChatRoom, "", err)
+	}
+	s.noteRooms(ctx, cl)
+}
+
+// noteRooms tells the connection directory the connection's rooms when
+// they changed (GET /connections/{id} shows them).
+func (s *Server) noteRooms(ctx context.Context, cl *client) {
+	prefix := channels.RoomTopic("")
+	topics := s.node.Hub.TopicsOf(cl.id, prefix)
+	rooms := make([]string, len(topics))
+	for i, t := range topics {
+		rooms[i] = t[len(prefix):]
+	}
+	slices.Sort(rooms)
+	if slices.Equal(rooms, cl.dirRooms) {
+		return
+	}
+	cl.dirRooms = rooms
+	uctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	if err := s.node.Dir.Update(uctx, cl.id, conndir.Change{Rooms: rooms, SetRooms: true}); err != nil {
+		cl.logger().Debug("rooms not updated in the connection directory", "err", err)
 	}
 }
 
