@@ -13,6 +13,7 @@ export class MembersView {
   #error;
   #total = 0;
   #truncated = false;
+  #after; // where the next page starts: the last name the server listed
   #self = '';
 
   /** @param {import('../lib/index.js').Room} room */
@@ -32,14 +33,18 @@ export class MembersView {
     this.#list.replaceChildren();
     for (const u of ml.users) this.#add(u);
     this.#truncated = ml.truncated === true;
+    this.#after = ml.users.at(-1);
     this.#total = ml.count ?? ml.users.length;
     this.#more.hidden = !this.#truncated;
     this.#render();
   }
 
-  /** joined adds a user announced by JoinedRoom. */
+  /**
+   * joined adds a user announced by JoinedRoom. A large room's list is
+   * paged in name order, so a name is only added when a page brings it.
+   */
   joined(user) {
-    if (this.#has(user)) return;
+    if (this.#truncated || this.#has(user)) return;
     this.#add(user);
     this.#total++;
     this.#render();
@@ -56,12 +61,13 @@ export class MembersView {
 
   /** loadMore fetches the page of members after the last one shown. */
   async loadMore() {
-    const last = this.#list.lastElementChild?.dataset.user;
+    const last = this.#after;
     this.#more.disabled = true;
     this.#error.textContent = '';
     try {
       const page = await this.#room.members(last !== undefined ? { after: last } : {});
       for (const u of page.users) if (!this.#has(u)) this.#add(u);
+      this.#after = page.next ?? page.users.at(-1) ?? last;
       this.#total = page.count;
       this.#more.hidden = page.next === undefined;
       this.#render();
