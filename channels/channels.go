@@ -86,6 +86,10 @@ type Limits struct {
 	// MemberPage is how many names a large room's MemberList and one
 	// Members page carry at most.
 	MemberPage int
+	// MaxChatMessage and MaxRoomMessage bound a message's text, in bytes.
+	MaxChatMessage, MaxRoomMessage int
+	// ChatPublish is whether clients may post to the global chat.
+	ChatPublish bool
 }
 
 // Topic names. Each is one broker topic (one Redis channel).

@@ -13,12 +13,13 @@ import (
 type Chat struct {
 	broker  Broker
 	hub     Hub
+	limits  Limits
 	history historian
 }
 
 // NewChat returns the chat channel.
 func NewChat(b Broker, hub Hub, limits Limits) *Chat {
-	return &Chat{broker: b, hub: hub, history: historian{broker: b, limits: limits}}
+	return &Chat{broker: b, hub: hub, limits: limits, history: historian{broker: b, limits: limits}}
 }
 
 // Connect subscribes the connection to the chat.
@@ -41,8 +42,13 @@ func (ch *Chat) Handle(ctx context.Context, c Client, env protocol.Envelope) err
 		if err := protocol.DecodeContents(msg, &text); err != nil {
 			return err
 		}
-		if strings.TrimSpace(text) == "" {
+		switch {
+		case !ch.limits.ChatPublish:
+			return protocol.Errorf(protocol.CodeForbidden, "this server does not let clients post to the chat")
+		case strings.TrimSpace(text) == "":
 			return protocol.Errorf(protocol.CodeInvalidContents, "SubmitMessage needs non-empty text")
+		case len(text) > ch.limits.MaxChatMessage:
+			return protocol.Errorf(protocol.CodeInvalidContents, "chat messages are at most %d bytes", ch.limits.MaxChatMessage)
 		}
 		pub := protocol.NewPublication(protocol.ChannelChat, protocol.TypeNewMessageReceived,
 			protocol.ChatMessage{Content: text, PostedAt: now()})

@@ -76,8 +76,11 @@ func (cr *ChatRoom) handle(ctx context.Context, c Client, env protocol.Envelope,
 		if err := cr.decodeRoom(msg, &req, &req.Room, room); err != nil {
 			return err
 		}
-		if req.Message == nil {
+		switch {
+		case req.Message == nil:
 			return protocol.Errorf(protocol.CodeInvalidContents, `SendMessage needs "message"`)
+		case len(*req.Message) > cr.limits.MaxRoomMessage:
+			return protocol.Errorf(protocol.CodeInvalidContents, "room messages are at most %d bytes", cr.limits.MaxRoomMessage)
 		}
 		return cr.send(ctx, c, ref, req.Room, *req.Message, req.Ack)
 	case protocol.TypeGetHistory:

@@ -94,7 +94,7 @@ func newRoomChannel(t *testing.T, limits Limits) (*ChatRoom, *flakyBroker) {
 	return NewChatRoom(fb, hub, limits, slog.New(slog.DiscardHandler)), fb
 }
 
-var testLimits = Limits{MaxRooms: 10, MaxRoomName: 128, HistoryEnabled: true, HistoryPage: 5, HistoryMaxPage: 10, OpTimeout: 5 * time.Second}
+var testLimits = Limits{MaxRooms: 10, MaxRoomName: 128, HistoryEnabled: true, HistoryPage: 5, HistoryMaxPage: 10, OpTimeout: 5 * time.Second, MemberPage: 100, MaxChatMessage: 4096, MaxRoomMessage: 16384, ChatPublish: true}
 
 // message builds a client message as the server would have decoded it.
 func message(typ string, contents any) protocol.Envelope {

@@ -34,12 +34,20 @@ type Config struct {
 	RateLimit        float64       // frames per second a connection may send, sustained
 	RateBurst        int           // frames a connection may send at once
 	RateLimitStrikes int           // consecutive rate-limited frames before closing with 1008
+	RateBytes        int           // bytes per second one connection may send, sustained
+	RateBytesBurst   int           // bytes one connection may send at once
+	ChatCost         int           // a chat message costs this many times its size against RateBytes
+	MaxChatMessage   int           // bytes of text in one chat message
+	MaxRoomMessage   int           // bytes of text in one room message
+	ChatPublish      bool          // whether clients may post to the global chat
 	SendQueueBytes   int           // bytes queued per connection before it counts as too slow
 	WSTimeout        time.Duration // a silent connection is pinged after half of it and dropped after all of it
 	WriteTimeout     time.Duration // longest a single frame write may take
 	ShutdownTimeout  time.Duration // longest a graceful shutdown may take
 	OpTimeout        time.Duration // longest one broker operation may take
 	AllowedOrigins   []string      // cross-origin WebSocket origins allowed (patterns)
+	AdmitConcurrency int           // connections authenticated and subscribed at once
+	AdmitWait        time.Duration // longest a new connection waits for an admission slot before 1013
 
 	HTTPReadTimeout  time.Duration // longest an HTTP request may take to arrive, body included (not upgraded sockets)
 	HTTPWriteTimeout time.Duration // longest an HTTP response may take (not upgraded sockets)
@@ -104,6 +112,25 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return intIn(&c.RateBurst, v, 1, 1e6) }},
 	{Env: "RATE_LIMIT_STRIKES", Flag: "rate-limit-strikes", Default: "20", Help: "consecutive rate-limited frames after which the connection is closed with 1008",
 		apply: func(c *Config, v string) error { return intIn(&c.RateLimitStrikes, v, 1, 1e6) }},
+	{Env: "RATE_BYTES", Flag: "rate-bytes", Default: "65536", Help: "bytes per second one connection may send, sustained (pings included)",
+		apply: func(c *Config, v string) error { return intIn(&c.RateBytes, v, 1024, 1<<30) }},
+	{Env: "RATE_BYTES_BURST", Flag: "rate-bytes-burst", Default: "262144", Help: "bytes one connection may send in a burst (at least MAX_FRAME_BYTES)",
+		apply: func(c *Config, v string) error { return intIn(&c.RateBytesBurst, v, 1024, 1<<30) }},
+	{Env: "CHAT_COST", Flag: "chat-cost", Default: "4", Help: "a chat message, which reaches every connection on every node, counts this many times its size against RATE_BYTES",
+		apply: func(c *Config, v string) error { return intIn(&c.ChatCost, v, 1, 1000) }},
+	{Env: "MAX_CHAT_MESSAGE", Flag: "max-chat-message", Default: "4096", Help: "longest chat message text, in bytes",
+		apply: func(c *Config, v string) error { return intIn(&c.MaxChatMessage, v, 1, 16<<20) }},
+	{Env: "MAX_ROOM_MESSAGE", Flag: "max-room-message", Default: "16384", Help: "longest room message text, in bytes",
+		apply: func(c *Config, v string) error { return intIn(&c.MaxRoomMessage, v, 1, 16<<20) }},
+	{Env: "CHAT_PUBLISH", Flag: "chat-publish", Default: "all", Help: "who may post to the global chat: all clients, or none (only the server API)",
+		apply: func(c *Config, v string) error {
+			var who string
+			if err := oneOf(&who, v, "all", "none"); err != nil {
+				return err
+			}
+			c.ChatPublish = who == "all"
+			return nil
+		}},
 	{Env: "SEND_QUEUE_BYTES", Flag: "send-queue-bytes", Default: "1048576", Help: "bytes of frames queued for one connection before it is closed as too slow (1008)",
 		apply: func(c *Config, v string) error { return intIn(&c.SendQueueBytes, v, 1024, 1<<30) }},
 	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "30s", Help: "a connection silent this long is dropped; it is pinged after half of it",
@@ -118,6 +145,10 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return durationIn(&c.OpTimeout, v, 10*time.Millisecond, time.Hour) }},
 	{Env: "ALLOWED_ORIGINS", Flag: "allowed-origins", Default: "", Help: "comma-separated origin patterns allowed to open cross-origin WebSockets, e.g. app.example.com,*.example.org",
 		apply: func(c *Config, v string) error { c.AllowedOrigins = list(v); return nil }},
+	{Env: "ADMIT_CONCURRENCY", Flag: "admit-concurrency", Default: "256", Help: "connections being authenticated and subscribed at once; more wait (see ADMIT_WAIT)",
+		apply: func(c *Config, v string) error { return intIn(&c.AdmitConcurrency, v, 1, 1e6) }},
+	{Env: "ADMIT_WAIT", Flag: "admit-wait", Default: "2s", Help: "longest a new connection waits to be admitted before it is closed with 1013 and a jittered retryAfterMs hint",
+		apply: func(c *Config, v string) error { return durationIn(&c.AdmitWait, v, 0, time.Minute) }},
 	{Env: "HTTP_READ_TIMEOUT", Flag: "http-read-timeout", Default: "15s", Help: "longest an HTTP request, body included, may take to arrive (WebSocket upgrades are exempt once upgraded)",
 		apply: func(c *Config, v string) error {
 			return durationIn(&c.HTTPReadTimeout, v, 10*time.Millisecond, time.Hour)
@@ -273,6 +304,9 @@ func (c Config) validate() error {
 		} else if a.addr == c.Addr() {
 			errs = append(errs, fmt.Errorf("%s must differ from the main listener (%s)", a.name, c.Addr()))
 		}
+	}
+	if c.RateBytesBurst < int(c.MaxFrameBytes) {
+		errs = append(errs, errors.New("RATE_BYTES_BURST must be at least MAX_FRAME_BYTES: otherwise a frame of the largest allowed size could never be sent"))
 	}
 	if c.HistoryPage > c.HistoryMaxPage {
 		errs = append(errs, errors.New("HISTORY_PAGE must not exceed HISTORY_MAX_PAGE"))

@@ -91,6 +91,9 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (*Node, error) {
 		ReplayBytes:      4 * cfg.SendQueueBytes,
 		LargeRoom:        cfg.LargeRoom,
 		MemberPage:       cfg.MemberPage,
+		MaxChatMessage:   cfg.MaxChatMessage,
+		MaxRoomMessage:   cfg.MaxRoomMessage,
+		ChatPublish:      cfg.ChatPublish,
 	}
 	n.Ping = channels.NewPing(n.Broker, n.Hub)
 	n.Rooms = channels.NewChatRoom(n.Broker, n.Hub, limits, log)

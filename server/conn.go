@@ -7,33 +7,23 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
-)
-
-// Close reasons sent to clients. RFC 6455 limits a reason to 123 bytes.
-const (
-	reasonTooSlow     = "connection too slow to keep up with messages"
-	reasonRateLimited = "rate limit exceeded"
-	reasonShutdown    = "server shutting down"
-	reasonPingTimeout = "ping timeout"
-	reasonResync      = "messages were missed: reconnect and catch up with since"
 )
 
 // errConnClosing is returned by Send once the connection is closing.
 var errConnClosing = errors.New("connection closing")
 
-// client is one WebSocket connection. It owns two goroutines: the reader
-// (the serving goroutine itself, in serveConn) and the writer, which is the
-// only one to write data and close frames. Frames reach the writer through
-// a bounded queue; a client whose queue is full when a broadcast arrives is
-// closed instead of slowing the broadcast down.
+// client is one WebSocket connection, as the channels see it (it
+// implements channels.Client), and the state its goroutines share: the
+// send queue between whoever produces frames and the writer, and the close
+// request that stops them all. serveConn (ws.go) runs the connection and
+// owns its goroutines.
 type client struct {
+	limits *limiter // the rate budget, charged by the reader, the worker and pings
 	id     string
-	user   string
+	user   string          // set at admission
 	rooms  map[string]bool // rooms the ticket allows; nil: any
 	ws     *websocket.Conn
 	log    atomic.Pointer[slog.Logger] // replaced once the user is known
@@ -48,53 +38,38 @@ type client struct {
 	early    [][]byte
 	earlyLen int
 
-	// The reader waits for the worker when the client sends faster than it
-	// is served (a slow Redis). It cannot read pongs meanwhile, so the
-	// pinger must not take their absence for a dead peer.
-	readerWaiting atomic.Bool // waiting now
-	readerWaited  atomic.Bool // waited since the pinger last looked
+	// reading is the reader's report to the keep-alive (keepalive.go).
+	reading readMark
 
+	// A close request is the one signal that stops the connection's
+	// goroutines: closing is closed once closeReq is set, by the first
+	// call to close.
 	closeOnce sync.Once
-	closing   chan struct{} // closed when a close is requested
-	closeReq  closeRequest  // set once, before closing is closed
-	writerEnd chan struct{} // closed when the writer has returned
+	closing   chan struct{}
+	closeReq  closeRequest
 
-	// writes is the parent of every write's context. It is cancelled
-	// shortly after a close is requested, so that a write stuck on a
-	// client that stopped reading cannot hold the connection open until
-	// the write timeout.
+	// writes is the parent of every write's context. close cancels it at
+	// once for an abrupt end, and stuckWriteGrace after a request that
+	// drops the queue, so that a write stuck on a client that stopped
+	// reading cannot hold the connection open until the write timeout.
 	writes       context.Context
 	cancelWrites context.CancelFunc
-	stuckTimer   *time.Timer
+	stuckTimer   *time.Timer // set by close, stopped by the writer
 }
 
-// stuckWriteGrace is how long a write may still take once the connection
-// is being closed for being too slow: long enough for a client that is
-// merely slow to take the frame and then read the 1008 close frame, short
-// enough that a stalled one does not hold its memory for WRITE_TIMEOUT.
-// (coder/websocket gives the close frame itself 5 s as well.)
-const stuckWriteGrace = 5 * time.Second
-
-type closeRequest struct {
-	why    string // metric label: peer, slow, rate_limit, ping_timeout, shutdown, auth, too_big, write_error, unavailable, resync
-	code   websocket.StatusCode
-	reason string
-	flush  bool // write what is queued before the close frame
-	now    bool // no close handshake: the peer is gone
-}
-
-func newClient(id string, ws *websocket.Conn, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
+func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
 	writes, cancel := context.WithCancel(context.Background())
 	c := &client{
-		sent:         sent,
-		writes:       writes,
-		cancelWrites: cancel,
 		id:           id,
+		limits:       lim,
 		ws:           ws,
 		queue:        newSendQueue(queueBytes),
 		writeT:       writeTimeout,
+		sent:         sent,
+		reading:      newReadMark(),
 		closing:      make(chan struct{}),
-		writerEnd:    make(chan struct{}),
+		writes:       writes,
+		cancelWrites: cancel,
 	}
 	c.log.Store(log.With("conn", id))
 	return c
@@ -133,12 +108,12 @@ func (c *client) Deliver(frame []byte) {
 // of its rooms than it could replay.
 func (c *client) Resync() {
 	c.logger().Info("closing connection so it resumes: messages were missed")
-	c.close(closeRequest{why: "resync", code: websocket.StatusServiceRestart, reason: reasonResync})
+	c.close(closeFor(causeResync))
 }
 
 func (c *client) tooSlow() {
 	c.logger().Info("closing slow connection", "queued_bytes", c.queue.size())
-	c.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+	c.close(closeFor(causeSlow))
 }
 
 // holdEarly keeps a broadcast that arrived before the greeting, reporting
@@ -179,178 +154,34 @@ func (c *client) Send(ctx context.Context, frame []byte) error {
 	return c.queue.push(ctx, c.closing, frame)
 }
 
-// close asks the writer to close the connection; only the first request
-// counts. Unless queued frames are to be flushed, a write in progress gets
-// stuckWriteGrace to finish before it is abandoned.
+// close requests the end of the connection; only the first request
+// counts. It never waits: the writer carries the request out (writer.go),
+// and every other goroutine of the connection stops on it.
 func (c *client) close(req closeRequest) {
-	req.reason = truncateReason(req.reason)
 	c.closeOnce.Do(func() {
+		req.reason = truncateReason(req.reason)
 		c.closeReq = req
-		close(c.closing)
-		switch {
-		case req.now:
+		switch req.cause.ending() {
+		case endAbrupt:
 			c.cancelWrites()
-		case !req.flush:
+		case endDrop:
+			// The queue's memory is released now; the frame being written
+			// (if any) is finished within the grace, then the close frame
+			// follows it.
+			c.queue.drop()
 			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.cancelWrites)
+		case endFlush:
 		}
+		close(c.closing) // last: the writer reads closeReq and stuckTimer once it sees this
 	})
 }
 
-// maxReasonBytes is the longest close reason RFC 6455 allows (a control
-// frame carries 125 bytes, two of them the code); coder/websocket sends no
-// close frame at all for a longer one.
-const maxReasonBytes = 123
-
-func truncateReason(reason string) string {
-	if len(reason) <= maxReasonBytes {
-		return reason
-	}
-	cut := maxReasonBytes
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut]
-}
-
-// writeLoop writes queued frames until a close is requested or a write
-// fails, then closes the WebSocket. It is the connection's only writer.
-func (c *client) writeLoop() {
-	defer close(c.writerEnd)
-	defer c.cancelWrites()
-	for {
-		select {
-		case <-c.queue.ready:
-			if err := c.writeQueued(); err != nil {
-				c.logger().Debug("write failed", "err", err)
-				c.close(closeRequest{why: "write_error", now: true})
-				_ = c.ws.CloseNow()
-				return
-			}
-		case <-c.closing:
-			c.finish()
-			return
-		}
-	}
-}
-
-// writeQueued writes everything queued, stopping early if a close is
-// requested meanwhile.
-func (c *client) writeQueued() error {
-	for _, frame := range c.queue.take() {
-		select {
-		case <-c.closing:
-			if !c.closeReq.flush {
-				return nil
-			}
-		default:
-		}
-		err := c.write(frame)
-		c.queue.done(frame)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// finish carries out the close request: flush if asked, then the close
-// handshake (bounded by the library's own timeouts) or an abrupt close.
-func (c *client) finish() {
-	req := c.closeReq
-	if req.now {
-		_ = c.ws.CloseNow()
-		return
-	}
-	if req.flush {
-		if err := c.writeQueued(); err != nil {
-			_ = c.ws.CloseNow()
-			return
-		}
-	}
-	_ = c.ws.Close(req.code, req.reason)
-}
-
-func (c *client) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(c.writes, c.writeT)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
-		return err
-	}
-	c.sent.Inc()
-	return nil
-}
-
-// handOver gives a read frame to the worker, waiting while the worker is
-// busy; it reports false if the connection closed meanwhile.
-func (c *client) handOver(inbox chan<- inboxFrame, f inboxFrame) bool {
+// isClosing reports whether a close was requested.
+func (c *client) isClosing() bool {
 	select {
-	case inbox <- f:
+	case <-c.closing:
 		return true
 	default:
-	}
-	c.readerWaited.Store(true)
-	c.readerWaiting.Store(true)
-	defer c.readerWaiting.Store(false)
-	select {
-	case inbox <- f:
-		return true
-	case <-c.closing:
 		return false
 	}
-}
-
-// pingLoop pings the peer every interval and drops the connection when a
-// pong does not come back within the same interval, unless the reader
-// could not have read it (it was waiting for the worker: the client is
-// evidently there, its frames are queued). It stops with ctx.
-func (c *client) pingLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.closing:
-			return
-		case <-t.C:
-			if c.readerWaiting.Load() {
-				continue
-			}
-			c.readerWaited.Store(false)
-			pctx, cancel := context.WithTimeout(ctx, interval)
-			err := c.ws.Ping(pctx)
-			cancel()
-			if err != nil && c.readerWaited.Load() {
-				continue
-			}
-			if err != nil && ctx.Err() == nil {
-				c.logger().Info("dropping unresponsive connection", "err", err)
-				c.close(closeRequest{why: "ping_timeout", code: websocket.StatusGoingAway, reason: reasonPingTimeout, now: true})
-				return
-			}
-		}
-	}
-}
-
-// limiter enforces the per-connection frame rate: a token bucket, and a
-// count of consecutive refusals after which the connection is closed.
-type limiter struct {
-	bucket  *rate.Limiter
-	strikes int
-	max     int
-}
-
-func newLimiter(perSecond float64, burst, maxStrikes int) *limiter {
-	return &limiter{bucket: rate.NewLimiter(rate.Limit(perSecond), burst), max: maxStrikes}
-}
-
-// allow reports whether a frame may be processed now, and whether the
-// client has been refused so often in a row that it must be disconnected.
-func (l *limiter) allow() (ok, abusive bool) {
-	if l.bucket.Allow() {
-		l.strikes = 0
-		return true, false
-	}
-	l.strikes++
-	return false, l.strikes >= l.max
 }

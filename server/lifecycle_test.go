@@ -30,7 +30,8 @@ func expectShutdownClose(t *testing.T, c *wstest.Client) {
 // accepts nothing more.
 func TestGracefulShutdown(t *testing.T) {
 	const shutdownTimeout = 10 * time.Second
-	n := startKnownNode(t, map[string]string{"SHUTDOWN_TIMEOUT": shutdownTimeout.String(), "RATE_LIMIT": "1000", "RATE_BURST": "1000"})
+	n := startKnownNode(t, map[string]string{"SHUTDOWN_TIMEOUT": shutdownTimeout.String(), "RATE_LIMIT": "1000", "RATE_BURST": "1000",
+		"RATE_BYTES": "1073741824", "RATE_BYTES_BURST": "1073741824", "MAX_CHAT_MESSAGE": "1048576"})
 	a := wstest.Open(t, n.WS()+"?user=a")
 	b := wstest.Open(t, n.WS()+"?user=b")
 	c := wstest.Open(t, n.WS()+"?user=c")

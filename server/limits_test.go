@@ -387,15 +387,17 @@ func TestFrameSizeLimit(t *testing.T) {
 	}
 }
 
-// slowConsumer is a node with a client that never reads (slow), one that
-// reads (fast) and one that posts (sender), after sender has posted count
-// messages of size bytes each, paced by fast's reception.
+// slowConsumer is a node with a client that does not read (slow), one
+// that reads (fast) and one that posts (sender), after sender has posted
+// messages of size bytes each, paced by fast's reception, until the node
+// closed the slow client for falling behind (sent of them, at most max).
 type slowConsumer struct {
 	n            *testnode.Node
 	slow         *websocket.Conn
 	fast, sender *wstest.Client
-	count, size  int
-	burstStart   time.Time
+	max, size    int
+	sent         int       // messages posted, the last one after the close
+	closedAt     time.Time // when fast learnt that slow was closed
 }
 
 // chatText is the i-th message of a slowConsumer burst.
@@ -404,19 +406,29 @@ func chatText(i, size int) string {
 	return prefix + strings.Repeat("m", size-len(prefix))
 }
 
+// watchRoom is the room fast and slow share: slow's LeftRoom there tells
+// fast the moment the node has closed slow (its worker stops and leaves its
+// rooms when the close is requested, whatever its writer is stuck in).
+const watchRoom = "#watch"
+
 // startSlowConsumer sets the scene: send queues of 16 messages, no rate
 // limit to speak of, and a write timeout and ping interval far beyond the
-// test's span so that only the queue can close the slow client.
+// test's span so that only the queue can close the slow client. The burst
+// stops as soon as the node has closed the slow client, so that the test
+// knows when the node decided.
 func startSlowConsumer(t *testing.T, writeTimeout string) *slowConsumer {
 	t.Helper()
 	// 240 × 32 KiB is about twice what loopback TCP buffers (about 3 MiB
 	// here) and the queue hold between the server and a client that does
-	// not read; TestSlowConsumerIsClosedOthersAreNot fails loudly if not.
-	s := &slowConsumer{count: 240, size: 32 << 10}
+	// not read; the burst fails loudly if that was not enough.
+	s := &slowConsumer{max: 240, size: 32 << 10}
 	s.n = startKnownNode(t, map[string]string{
 		"SEND_QUEUE_BYTES": fmt.Sprint(16 * s.size),
 		"RATE_LIMIT":       "100000",
 		"RATE_BURST":       "100000",
+		"RATE_BYTES":       "1073741824",
+		"RATE_BYTES_BURST": "1073741824",
+		"MAX_CHAT_MESSAGE": fmt.Sprint(2 * s.size),
 		"WRITE_TIMEOUT":    writeTimeout,
 		"WS_TIMEOUT":       "1h",
 		"MAX_FRAME_BYTES":  fmt.Sprint(2 * s.size),
@@ -426,21 +438,50 @@ func startSlowConsumer(t *testing.T, writeTimeout string) *slowConsumer {
 	s.fast = wstest.Open(t, s.n.WS()+"?user=fast")
 	s.sender = wstest.Open(t, s.n.WS()+"?user=sender")
 	settle(t, s.fast, s.sender)
+	s.fast.Join(watchRoom, "fast", "fast")
+	ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
+	defer cancel()
+	join := protocol.Encode(protocol.ChannelChatRoom, protocol.TypeJoinRoom, protocol.JoinRoom{Room: watchRoom})
+	if err := s.slow.Write(ctx, websocket.MessageText, join); err != nil {
+		t.Fatalf("slow client's JoinRoom: %v", err)
+	}
+	// Frames are processed only once a connection is admitted, so slow is
+	// subscribed to the chat too.
+	s.fast.ExpectRoomUser(protocol.TypeJoinedRoom, watchRoom, "slow")
 	waitConnections(t, s.n, 3, wstest.Timeout)
 
 	// Pace the burst on the fast client so that its own queue never holds
 	// more than one message: only the slow client can fall behind.
-	s.burstStart = time.Now()
-	for i := range s.count {
-		text := chatText(i, s.size)
+	burstStart := time.Now()
+	for s.sent < s.max && s.closedAt.IsZero() {
+		text := chatText(s.sent, s.size)
 		s.sender.Send("chat", "SubmitMessage", text)
-		var got protocol.ChatMessage
-		s.fast.Expect("chat", "NewMessageReceived").Decode(t, &got)
-		if got.Content != text {
-			t.Fatalf("fast client got message %.6q, want %.6q (in order, none lost)", got.Content, text)
+		s.sent++
+		for {
+			f := s.fast.Next()
+			if f.Channel == protocol.ChannelChatRoom && f.Type == protocol.TypeLeftRoom {
+				var left protocol.RoomUser
+				f.Decode(t, &left)
+				if left.Room != watchRoom || left.User != "slow" {
+					t.Fatalf("fast client got LeftRoom %+v during the burst", left)
+				}
+				s.closedAt = time.Now()
+				continue
+			}
+			var got protocol.ChatMessage
+			if f.Channel != protocol.ChannelChat || f.Type != protocol.TypeNewMessageReceived {
+				t.Fatalf("fast client got %.200s during the burst", f)
+			}
+			if f.Decode(t, &got); got.Content != text {
+				t.Fatalf("fast client got message %.6q, want %.6q (in order, none lost)", got.Content, text)
+			}
+			break
 		}
 	}
-	t.Logf("burst of %d × %d bytes took %s", s.count, s.size, time.Since(s.burstStart).Round(time.Millisecond))
+	if s.closedAt.IsZero() {
+		t.Fatalf("slow client still open after %d × %d bytes it did not read", s.max, s.size)
+	}
+	t.Logf("slow client closed after %d of %d messages × %d bytes, %s into the burst", s.sent, s.max, s.size, s.closedAt.Sub(burstStart).Round(time.Millisecond))
 	return s
 }
 
@@ -451,20 +492,21 @@ func (s *slowConsumer) stillServed(t *testing.T) {
 	waitChat(t, s.sender, "after the slow one") // past its own burst
 }
 
-// stuckWriteGrace mirrors server/conn.go: once a connection is closed as
+// stuckWriteGrace mirrors server/writer.go: once a connection is closed as
 // too slow, the write it is stuck in gets this long before it is
 // abandoned, and with it the chance to deliver the 1008 close frame.
 const stuckWriteGrace = 5 * time.Second
 
 // TestSlowConsumerIsClosedOthersAreNot: a client that does not read is
 // closed with 1008 when its queue overflows, while a client that reads
-// gets every message in order.
+// gets every message in order. The slow client starts reading as soon as
+// the node has closed it, well within stuckWriteGrace, so the close frame
+// must reach it.
 func TestSlowConsumerIsClosedOthersAreNot(t *testing.T) {
 	s := startSlowConsumer(t, "30s")
-	s.fast.ExpectNothing(quiet)
 
-	// Now read the slow client: it may get some of the messages, in order
-	// and without gaps, then the close.
+	// Now read the slow client: it gets some of the messages, in order and
+	// without gaps, then the close frame.
 	readStart := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -477,11 +519,17 @@ func TestSlowConsumerIsClosedOthersAreNot(t *testing.T) {
 		}
 		var env protocol.Envelope
 		var msg protocol.ChatMessage
-		if e := errors.Join(json.Unmarshal(data, &env), json.Unmarshal(env.Message.Contents, &msg)); e != nil {
+		if e := json.Unmarshal(data, &env); e != nil {
 			t.Fatalf("slow client got %.80q: %v", data, e)
 		}
-		if env.Channel == "session" || strings.HasPrefix(msg.Content, "settle ") {
-			continue // the greeting, and the frames that made sure it was subscribed
+		if env.Channel != protocol.ChannelChat {
+			continue // the greeting, and its own join
+		}
+		if e := json.Unmarshal(env.Message.Contents, &msg); e != nil {
+			t.Fatalf("slow client got %.80q: %v", data, e)
+		}
+		if strings.HasPrefix(msg.Content, "settle ") {
+			continue // the frames that made sure the others were subscribed
 		}
 		var i int
 		if _, e := fmt.Sscanf(msg.Content, "%05d|", &i); e != nil {
@@ -495,29 +543,17 @@ func TestSlowConsumerIsClosedOthersAreNot(t *testing.T) {
 		}
 		got++
 	}
-	if got >= s.count {
-		t.Fatalf("slow client got all %d messages: it never fell behind, the test proves nothing", got)
+	t.Logf("slow client started reading %s after the node closed it, got %d of %d messages, then %v",
+		readStart.Sub(s.closedAt).Round(time.Millisecond), got, s.sent, err)
+	if got >= s.sent {
+		t.Errorf("slow client got all %d messages: it never fell behind, the test proves nothing", got)
 	}
-	t.Logf("slow client got %d of %d messages, then %v", got, s.count, err)
-	code, reason := websocket.CloseStatus(err), ""
 	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		reason = ce.Reason
-	}
-	switch {
-	case code == websocket.StatusPolicyViolation && reason == "connection too slow to keep up with messages":
-	case ctx.Err() != nil:
-		t.Errorf("slow client's connection still open %s after the burst", time.Since(readStart).Round(time.Millisecond))
-	case readStart.Sub(s.burstStart) < stuckWriteGrace-time.Second:
-		// It was overflowed during the burst and started reading well
-		// within the grace: the close frame had to come.
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "connection too slow to keep up with messages" {
 		t.Errorf("slow client's connection ended with %v, want close 1008 %q", err, "connection too slow to keep up with messages")
-	default:
-		// A slow machine: the server may have abandoned the stuck write
-		// (and the close frame) before the client started reading.
-		t.Logf("burst outlasted the %s grace: an abrupt end is allowed", stuckWriteGrace)
 	}
 	waitConnections(t, s.n, 2, wstest.Timeout)
+	s.fast.ExpectNothing(quiet)
 	s.stillServed(t)
 }
 

@@ -52,8 +52,8 @@ func (q *sendQueue) pushAll(frames [][]byte) {
 }
 
 // push queues a frame, waiting for room until ctx or stop ends. Only one
-// goroutine may wait in push at a time (the connection's worker): space
-// wakes one waiter.
+// goroutine may wait in push at a time (the connection's worker, the only
+// caller of Send): space wakes one waiter.
 func (q *sendQueue) push(ctx context.Context, stop <-chan struct{}, frame []byte) error {
 	for !q.tryPush(frame) {
 		select {
@@ -83,6 +83,17 @@ func (q *sendQueue) done(frame []byte) {
 	q.bytes -= len(frame)
 	q.mu.Unlock()
 	signal(q.space)
+}
+
+// drop discards every frame not yet taken by the writer, releasing their
+// share of the bound; frames already taken are released by done as usual.
+func (q *sendQueue) drop() {
+	q.mu.Lock()
+	for _, f := range q.frames {
+		q.bytes -= len(f)
+	}
+	q.frames = nil
+	q.mu.Unlock()
 }
 
 // size reports the queued bytes.

@@ -1,5 +1,6 @@
 // Package server serves a Switchboard node over HTTP: the WebSocket
-// endpoint and its connections, and the HTTP API around them.
+// endpoint (a reader, worker, writer and keep-alive per connection) and
+// the HTTP API around it.
 package server
 
 import (
@@ -12,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard/switchboard/channels"
@@ -29,13 +29,14 @@ const shutdownGrace = 2 * time.Second
 // API. It owns the connections, not the node: the caller starts the node
 // before Serve and closes it after.
 type Server struct {
-	node    *node.Node
-	cfg     config.Config
-	log     *slog.Logger
-	router  *channels.Router
-	metrics *metrics.Metrics
-	auth    node.Authenticator // nil in open mode
-	echo    *echo.Echo
+	node      *node.Node
+	cfg       config.Config
+	log       *slog.Logger
+	router    *channels.Router
+	metrics   *metrics.Metrics
+	auth      node.Authenticator // nil in open mode
+	admission *admission
+	echo      *echo.Echo
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
@@ -47,7 +48,8 @@ type Server struct {
 func New(n *node.Node) *Server {
 	s := &Server{
 		node: n, cfg: n.Config, log: n.Log, router: n.Router, metrics: n.Metrics, auth: n.Auth,
-		clients: make(map[*client]struct{}),
+		clients:   make(map[*client]struct{}),
+		admission: newAdmission(n.Config.AdmitConcurrency, n.Config.AdmitWait),
 	}
 	s.echo = s.routes()
 	return s
@@ -105,7 +107,7 @@ func (s *Server) shutdown(hs *http.Server, served <-chan error) error {
 	shutErr := hs.Shutdown(deadline)
 	<-served
 	for _, c := range open {
-		c.close(closeRequest{why: "shutdown", code: websocket.StatusGoingAway, reason: reasonShutdown, flush: true})
+		c.close(closeFor(causeShutdown))
 	}
 
 	done := make(chan struct{})
@@ -152,11 +154,7 @@ func (s *Server) untrack(c *client) {
 	delete(s.clients, c)
 	s.mu.Unlock()
 	s.metrics.Connections.Dec()
-	why := c.closeReq.why
-	if why == "" {
-		why = "peer"
-	}
-	s.metrics.Closed.WithLabelValues(why).Inc()
+	s.metrics.Closed.WithLabelValues(c.closeReq.cause.label()).Inc()
 	s.conns.Done()
 }
 

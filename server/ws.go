@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -22,196 +21,167 @@ import (
 // carries a ticket in authenticated mode.
 func (s *Server) handleWebSocket(c echo.Context) error {
 	r := c.Request()
-	var ident *auth.Identity
-	if s.auth == nil {
-		user := r.URL.Query().Get("user")
-		if user != "" {
-			if err := auth.ValidateUser(user); err != nil {
+	cr := credentials{open: s.auth == nil, remote: r.RemoteAddr}
+	if cr.open {
+		cr.user = r.URL.Query().Get("user")
+		if cr.user != "" {
+			if err := auth.ValidateUser(cr.user); err != nil {
 				return echo.NewHTTPError(http.StatusBadRequest, "user: "+err.Error())
 			}
 		}
-		ident = &auth.Identity{User: user}
+	} else {
+		cr.token = r.URL.Query().Get("token")
 	}
-	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	lim := newLimiter(limits{
+		frameRate: s.cfg.RateLimit, frameBurst: s.cfg.RateBurst,
+		byteRate: float64(s.cfg.RateBytes), byteBurst: s.cfg.RateBytesBurst,
+		maxStrikes: s.cfg.RateLimitStrikes,
+	})
+	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.AllowedOrigins,
+		OnPingReceived: lim.ping,
+	})
 	if err != nil {
 		// Accept has answered the request (400, 403 for a foreign Origin…).
 		s.log.Info("websocket handshake refused", "err", err, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return nil
 	}
-	s.serveConn(ws, ident, r.URL.Query().Get("token"), r.RemoteAddr)
+	s.serveConn(ws, cr, lim)
 	return nil
 }
 
-// serveConn runs one connection to its end. This goroutine is the
-// reader: it only reads and rate-limits frames, so that pings are answered
-// even while a slow operation (Redis) is being waited for. A worker
-// goroutine processes the frames in order; a writer goroutine writes; a
-// pinger keeps the connection alive. serveConn owns all three and waits for
-// them.
-func (s *Server) serveConn(ws *websocket.Conn, ident *auth.Identity, token, remote string) {
-	cl := newClient(uuid.NewString(), ws, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+// serveConn runs one accepted connection to its end: authenticate, admit,
+// serve frames, leave the channels, close. This goroutine is the worker:
+// it processes the client's frames one at a time, in order. Three more
+// goroutines serve the connection, started here and waited for before
+// serveConn returns:
+//   - the reader (read, reader.go) reads frames and hands them to the
+//     worker, so that pings and close frames are read even while the worker
+//     waits for the broker;
+//   - the writer (writeLoop, writer.go) writes the queued frames and carries
+//     out the close;
+//   - the keep-alive (keepAlive, keepalive.go) pings the peer.
+//
+// A close request (client.close) is what stops them all: the worker, the
+// writer and the keep-alive stop on it, the writer carries it out, and
+// the reader stops when the closed socket fails its Read (or on the
+// request itself while it waits for the worker). Every path ends in one:
+// the reader requests one when the peer goes, and serveConn when the
+// worker is done.
+func (s *Server) serveConn(ws *websocket.Conn, cr credentials, lim *limiter) {
+	cl := newClient(uuid.NewString(), ws, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+	lim.onAbuse = func() {
+		cl.logger().Info("closing connection flooding with pings")
+		cl.close(closeFor(causeRateLimit))
+	}
 	if !s.track(cl) {
-		_ = ws.Close(websocket.StatusGoingAway, reasonShutdown)
+		_ = ws.Close(websocket.StatusGoingAway, causeShutdown.reason())
 		return
 	}
 	defer s.untrack(cl)
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// ctx is the worker's and the keep-alive's: the reader cancels it when
+	// the peer is gone, abandoning the broker operation in progress.
+	ctx, peerGone := context.WithCancel(context.Background())
+	defer peerGone()
 	// Frames read, waiting for the worker. When it is full the reader
 	// waits: the client sends faster than the server processes.
-	inbox := make(chan inboxFrame, inboxFrames)
+	frames := make(chan inboxFrame, inboxFrames)
 	var wg sync.WaitGroup
-	worked := make(chan struct{})
 	wg.Go(cl.writeLoop)
-	wg.Go(func() { cl.pingLoop(ctx, s.cfg.WSTimeout/2) })
-	wg.Go(func() { defer close(worked); s.work(ctx, cl, inbox, ident, token, remote) })
+	wg.Go(func() { cl.keepAlive(ctx, s.cfg.WSTimeout/2) })
+	wg.Go(func() { s.read(ctx, cl, frames, peerGone) })
 
-	if drain := s.read(ctx, cl, inbox); drain {
-		<-worked // it answers what was read, then closes the connection
+	err := s.authenticateAndAdmit(ctx, cl, frames, cr)
+	if err == nil {
+		s.serve(ctx, cl, frames)
+		s.leaveAll(cl)
 	}
-	cancel() // the worker abandons what it was doing; its clean-up does not depend on ctx
+	var ref *refusal
+	if errors.As(err, &ref) {
+		cl.close(ref.req)
+	}
+	cl.close(closeFor(causePeer)) // whatever ended it, unless a cause was given
 	wg.Wait()
-	cl.logger().Info("disconnected", "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
+	cl.logger().Info("disconnected", "cause", cl.closeReq.cause.label(), "code", int(cl.closeReq.code), "reason", cl.closeReq.reason)
 }
 
-// inboxFrames is how many read frames may wait for a connection's worker.
-// Small on purpose: it is per connection, and the rate limit, not this
-// buffer, is what bounds a client.
-const inboxFrames = 16
-
-// inboxFrame is a frame read from the client; refused means the rate
-// limiter dropped it and the worker answers rate_limited; flooded means
-// the reader stopped: the worker answers what came before, then closes.
-type inboxFrame struct {
-	data    []byte
-	refused bool
-	flooded bool
-}
-
-// read reads frames until the connection ends or closes, applying the
-// rate limit, and hands them to the worker in order. It reports true when
-// it stopped for flooding and the worker must finish the connection.
-func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame) (drain bool) {
-	lim := newLimiter(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitStrikes)
-	for {
-		_, data, err := cl.ws.Read(ctx)
-		if err != nil {
-			s.readEnded(cl, err)
-			return
-		}
-		ok, abusive := lim.allow()
-		if abusive {
-			// The client still gets the answers to what it sent before,
-			// its rate_limited errors included, then the close frame. Nobody
-			// reads its pongs from here on: the pinger must leave it be.
-			cl.logger().Info("closing flooding connection")
-			cl.readerWaited.Store(true)
-			drained := cl.handOver(inbox, inboxFrame{flooded: true})
-			cl.readerWaiting.Store(true)
-			return drained
-		}
-		if !cl.handOver(inbox, inboxFrame{data: data, refused: !ok}) {
-			return false
-		}
-	}
-}
-
-// work admits the connection (at once, or when Authenticate arrives) and
-// processes its frames until ctx ends; then it leaves every channel.
-func (s *Server) work(ctx context.Context, cl *client, inbox <-chan inboxFrame, ident *auth.Identity, token, remote string) {
-	defer func() {
-		// The peer closed, or a close was requested; either way the writer ends.
-		cl.close(closeRequest{why: "peer", now: true})
-	}()
-	admitted := false
-	stopDeadline := func() bool { return true } // stops the authentication deadline, if any
-	switch {
-	case ident != nil:
-		if ident.User == "" {
-			ident.User = cl.id // anonymous: the connection id is the user id
-		}
-		admitted = s.admit(ctx, cl, *ident, remote)
-	case token != "":
-		admitted = s.verify(ctx, cl, token, remote)
-	default:
-		timer := time.AfterFunc(s.cfg.AuthTimeout, func() {
-			cl.logger().Info("authentication timeout", "remote", remote)
-			cl.close(closeRequest{why: "auth", code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
-		})
-		defer timer.Stop()
-		stopDeadline = timer.Stop
-	}
-	if !admitted && (ident != nil || token != "") {
-		return
-	}
-	if admitted {
-		defer s.leaveAll(cl)
-	}
-	for {
-		var in inboxFrame
-		select {
-		case <-ctx.Done():
-			return
-		case <-cl.closing:
-			return
-		case in = <-inbox:
-		}
-		if in.flooded {
-			cl.close(closeRequest{why: "rate_limit", code: websocket.StatusPolicyViolation, reason: reasonRateLimited, flush: true})
-			return
-		}
-		if in.refused {
-			s.answer(ctx, cl, "", protocol.Errorf(protocol.CodeRateLimited, "too many frames: at most %g per second, bursts of %d; this frame was dropped", s.cfg.RateLimit, s.cfg.RateBurst))
-			continue
-		}
-		if admitted {
-			if !s.handle(ctx, cl, in.data) {
-				return
-			}
-			continue
-		}
-		// Before admission only Authenticate is processed.
-		token, ok := s.authenticateFrame(ctx, cl, in.data)
-		if !ok {
-			continue
-		}
-		if !stopDeadline() {
-			return // the deadline passed meanwhile; the connection is closing
-		}
-		if admitted = s.verify(ctx, cl, token, remote); !admitted {
-			return
-		}
-		defer s.leaveAll(cl)
-	}
-}
-
-// leaveAll runs every channel's Disconnect. Each broker operation is
-// bounded by OP_TIMEOUT on its own, so one slow room does not starve the
-// clean-up of the others.
-func (s *Server) leaveAll(cl *client) {
-	s.router.Disconnect(context.Background(), cl)
-}
-
-// authenticateFrame reads the ticket from a pre-admission frame, answering
-// anything else with an Error.
-func (s *Server) authenticateFrame(ctx context.Context, cl *client, data []byte) (string, bool) {
-	env, err := protocol.Decode(data)
-	s.countFrame(env.Channel)
+// authenticateAndAdmit runs the steps before serving: it takes what the
+// connection presents (waiting for an Authenticate frame if need be),
+// then, within an admission slot, verifies the ticket and admits the
+// connection. Only the steps that cost broker round trips hold a slot, so
+// clients slow to authenticate cannot starve the others.
+func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) error {
+	ident, token, err := s.credentialsOf(ctx, cl, frames, cr)
 	if err != nil {
-		s.answer(ctx, cl, env.Channel, err)
-		return "", false
+		return err
 	}
-	if env.Channel != protocol.ChannelSession || env.Message.Type != protocol.TypeAuthenticate {
-		s.answer(ctx, cl, env.Channel, protocol.Errorf(protocol.CodeUnauthenticated, "send Authenticate on channel session first"))
-		return "", false
+	if !s.admission.enter(ctx) {
+		cl.logger().Info("admission refused: too many connections being admitted", "remote", cr.remote)
+		return &refusal{req: s.admission.busy()}
 	}
-	var req protocol.Authenticate
-	if err := protocol.DecodeContents(env.Message, &req); err != nil {
-		s.answer(ctx, cl, env.Channel, err)
-		return "", false
+	defer s.admission.leave()
+	if token != "" {
+		if ident, err = s.verify(ctx, cl, token, cr.remote); err != nil {
+			return err
+		}
 	}
-	return req.Token, true
+	return s.admit(ctx, cl, ident, cr.remote)
+}
+
+// next waits for the client's next frame. It fails once a close is
+// requested or ctx ends.
+func (c *client) next(ctx context.Context, frames <-chan inboxFrame) (inboxFrame, error) {
+	select {
+	case in := <-frames:
+		return in, nil
+	case <-c.closing:
+		return inboxFrame{}, errConnClosing
+	case <-ctx.Done():
+		return inboxFrame{}, ctx.Err()
+	}
+}
+
+// serve processes an admitted connection's frames until a close is
+// requested, the peer is gone, or the client floods.
+func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame) {
+	for {
+		in, err := cl.next(ctx, frames)
+		switch {
+		case err != nil:
+			return
+		case in.flooded:
+			cl.close(closeFor(causeRateLimit))
+			return
+		case in.refused:
+			s.answer(ctx, cl, "", "", s.rateLimited())
+		case !s.handle(ctx, cl, in.data):
+			return
+		}
+	}
+}
+
+// surcharge charges a broadcast to everyone (a chat message) CHAT_COST
+// times its size in all, reporting false when the budget does not have it.
+// A client that keeps trying is closed as flooding, after the answers to
+// what it sent before.
+func (s *Server) surcharge(cl *client, env protocol.Envelope, size int) bool {
+	if env.Channel != protocol.ChannelChat || env.Message.Type != protocol.TypeSubmitMessage {
+		return true
+	}
+	ok, abusive := cl.limits.surcharge((s.cfg.ChatCost - 1) * size)
+	if abusive {
+		cl.logger().Info("closing flooding connection")
+		cl.close(closeFor(causeRateLimit))
+	}
+	return ok
+}
+
+// rateLimited is the answer to a frame the rate limiter dropped.
+func (s *Server) rateLimited() error {
+	return protocol.Errorf(protocol.CodeRateLimited, "over your budget: at most %g frames and %d bytes per second (chat messages count %d times their size), bursts of %d frames and %d bytes; this frame was dropped",
+		s.cfg.RateLimit, s.cfg.RateBytes, s.cfg.ChatCost, s.cfg.RateBurst, s.cfg.RateBytesBurst)
 }
 
 // handle processes one frame of an admitted connection. It reports false
@@ -221,6 +191,8 @@ func (s *Server) handle(ctx context.Context, cl *client, data []byte) bool {
 	s.countFrame(env.Channel)
 	switch {
 	case err != nil:
+	case !s.surcharge(cl, env, len(data)):
+		err = s.rateLimited()
 	case env.Channel == protocol.ChannelSession && env.Message.Type == protocol.TypeAuthenticate:
 		err = protocol.Errorf(protocol.CodeAlreadyAuthed, "this connection is already authenticated as %q", cl.user)
 	case env.Channel == protocol.ChannelSession:
@@ -231,33 +203,14 @@ func (s *Server) handle(ctx context.Context, cl *client, data []byte) bool {
 	if err == nil {
 		return true
 	}
-	return s.answer(ctx, cl, env.Channel, err)
-}
-
-// verify checks a ticket and admits the connection, or closes it with 1008
-// (1013 when the ticket could not be checked) and the reason.
-func (s *Server) verify(ctx context.Context, cl *client, token, remote string) bool {
-	ident, err := s.auth.Verify(ctx, token)
-	if err != nil {
-		code, reason := websocket.StatusPolicyViolation, "authentication failed"
-		var rej *auth.Rejection
-		if errors.As(err, &rej) {
-			reason = rej.Reason
-			if rej.Retry {
-				code = websocket.StatusTryAgainLater
-			}
-		}
-		cl.logger().Info("ticket refused", "reason", reason, "err", err, "remote", remote)
-		cl.close(closeRequest{why: "auth", code: code, reason: reason})
-		return false
-	}
-	return s.admit(ctx, cl, ident, remote)
+	return s.answer(ctx, cl, env.Channel, env.Ref, err)
 }
 
 // admit gives the connection its identity, subscribes it to its channels
 // and tells the client who it is with session/Authenticated (in open mode
-// too): from that frame on, the client receives every broadcast.
-func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, remote string) bool {
+// too): from that frame on, the client receives every broadcast. It fails
+// with a *refusal when the connection cannot be subscribed.
+func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, remote string) error {
 	cl.user = ident.User
 	if ident.Rooms != nil {
 		cl.rooms = make(map[string]bool, len(ident.Rooms))
@@ -271,22 +224,21 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 	cancel()
 	if err != nil {
 		cl.logger().Warn("cannot subscribe new connection", "err", err)
-		cl.close(closeRequest{why: "unavailable", code: websocket.StatusTryAgainLater, reason: "server cannot subscribe you now, try again"})
-		return false
+		return &refusal{req: closeFor(causeUnavailable), err: err}
 	}
 	cl.logger().Info("connected", "remote", remote)
 	cl.greet(protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
 		protocol.Authenticated{User: cl.user, Connection: cl.id}))
-	return true
+	return nil
 }
 
-// answer tells the client why its frame failed and logs it at the level
-// its cause deserves. It reports false when the connection must end.
-func (s *Server) answer(ctx context.Context, cl *client, channel string, err error) bool {
+// answer tells the client why its frame failed, echoing the frame's ref,
+// and logs it at the level its cause deserves. It reports false when the connection must end.
+func (s *Server) answer(ctx context.Context, cl *client, channel, ref string, err error) bool {
 	switch {
 	case errors.Is(err, rooms.ErrHoldOverflow):
 		cl.logger().Info("closing slow connection during replay")
-		cl.close(closeRequest{why: "slow", code: websocket.StatusPolicyViolation, reason: reasonTooSlow})
+		cl.close(closeFor(causeSlow))
 		return false
 	case errors.Is(err, errConnClosing), errors.Is(err, context.Canceled):
 		return false
@@ -306,7 +258,7 @@ func (s *Server) answer(ctx context.Context, cl *client, channel string, err err
 	default:
 		cl.logger().Debug("frame refused", "channel", channel, "code", perr.Code, "err", err)
 	}
-	_ = cl.Send(ctx, protocol.EncodeError(channel, perr))
+	_ = cl.Send(ctx, protocol.EncodeErrorReply(channel, ref, perr))
 	return true
 }
 
@@ -318,16 +270,9 @@ func (s *Server) countFrame(channel string) {
 	s.metrics.FramesIn.WithLabelValues(channel).Inc()
 }
 
-// readEnded logs why a connection's reader stopped.
-func (s *Server) readEnded(cl *client, err error) {
-	switch status := websocket.CloseStatus(err); {
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		// coder/websocket has already sent the 1009 close frame.
-		cl.logger().Info("frame too large", "limit", s.cfg.MaxFrameBytes)
-		cl.close(closeRequest{why: "too_big", now: true})
-	case status != -1:
-		cl.logger().Debug("peer closed", "code", int(status))
-	default:
-		cl.logger().Debug("read ended", "err", err)
-	}
+// leaveAll runs every channel's Disconnect. Each broker operation is
+// bounded by OP_TIMEOUT on its own, so one slow room does not starve the
+// clean-up of the others.
+func (s *Server) leaveAll(cl *client) {
+	s.router.Disconnect(context.Background(), cl)
 }

@@ -23,6 +23,7 @@ var Timeout = 10 * time.Second
 // Frame is one received envelope, with its contents raw.
 type Frame struct {
 	Channel  string
+	Ref      string // the ref echoed from the request this frame answers
 	Type     string
 	Contents json.RawMessage
 	Raw      []byte
@@ -110,7 +111,7 @@ func (c *Client) read() {
 			c.closeErr = fmt.Errorf("server sent a non-envelope frame %q: %w", data, err)
 			return
 		}
-		c.frames <- Frame{Channel: env.Channel, Type: env.Message.Type, Contents: env.Message.Contents, Raw: data}
+		c.frames <- Frame{Channel: env.Channel, Ref: env.Ref, Type: env.Message.Type, Contents: env.Message.Contents, Raw: data}
 	}
 }
 
@@ -134,6 +135,12 @@ func (c *Client) SendBytes(typ websocket.MessageType, frame []byte) {
 func (c *Client) Send(channel, typ string, contents any) {
 	c.t.Helper()
 	c.SendBytes(websocket.MessageText, protocol.Encode(channel, typ, contents))
+}
+
+// SendRef writes an envelope carrying a ref.
+func (c *Client) SendRef(channel, ref, typ string, contents any) {
+	c.t.Helper()
+	c.SendBytes(websocket.MessageText, protocol.EncodeReply(channel, ref, typ, contents))
 }
 
 // Next returns the next frame, failing the test if none comes in time.
