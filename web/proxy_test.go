@@ -1,6 +1,10 @@
 package web_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/switchboard/switchboard/web"
 	"io"
 	"net"
 	"sync"
@@ -110,4 +114,16 @@ func (p *proxy) up() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.paused = false
+}
+
+// startApp serves the page as an app's backend would, beside a /ticket
+// endpoint handled by ticket.
+func startApp(t *testing.T, ticket http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.Handle("/ticket", ticket)
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
 }

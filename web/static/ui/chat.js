@@ -3,15 +3,14 @@ import { h, clock } from './dom.js';
 import { MessageList } from './messages.js';
 import { Composer } from './composer.js';
 
-/** How soon after a chat send a close 1009 is blamed on that message. */
-const blameMs = 3000;
+/** How long a chat send waits for its own message to come back. */
+const confirmMs = 10000;
 
 /** ChatView is the global chat tab. */
 export class ChatView {
   #client = null;
   #messages;
   #composer;
-  #lastSend = { text: '', at: 0 };
   /** The panel element. */
   el;
 
@@ -21,10 +20,7 @@ export class ChatView {
       (m) => ({ id: m.id, text: m.content, postedAt: m.postedAt }));
     this.#composer = new Composer({
       label: 'Message to everyone', placeholder: 'Message everyone', maxFrameBytes,
-      send: async (text) => {
-        await this.#client.sendChat(text);
-        this.#lastSend = { text, at: Date.now() };
-      },
+      send: (text) => this.#send(text),
     });
     this.#composer.enable(false);
     this.el = h('section', { class: 'panel chat', id: 'chat' },
@@ -43,18 +39,36 @@ export class ChatView {
     });
   }
 
-  /**
-   * connection follows the client's state. A close 1009 right after a
-   * send means the server found that message too large: it goes back in
-   * the input with the reason.
-   */
+  /** connection follows the client's state. */
   connection(change) {
     this.#composer.enable(change.state === 'online');
-    if (change.closeCode === 1009 && Date.now() - this.#lastSend.at < blameMs) {
-      this.#composer.restore(this.#lastSend.text);
-      this.#composer.showError('Not sent: the message is larger than the server accepts (it closed the connection, 1009). Shorten it or split it.');
-      this.#lastSend = { text: '', at: 0 };
-    }
+  }
+
+  /**
+   * #send posts text and resolves once it came back (the server sends chat
+   * to the sender too): chat has no acknowledgement, and a message the
+   * server refuses by closing the connection must not be taken as sent.
+   */
+  #send(text) {
+    const c = this.#client;
+    return new Promise((resolve, reject) => {
+      const offs = [];
+      const done = (settle) => {
+        for (const off of offs) off();
+        clearTimeout(timer);
+        settle();
+      };
+      const timer = setTimeout(() => done(() => reject(Object.assign(new Error('the message did not come back within 10 s'), { code: 'timeout' }))), confirmMs);
+      offs.push(
+        c.on('chat', (m) => {
+          if (m.content === text) done(resolve);
+        }),
+        c.on('state', (ch) => {
+          if (ch.state !== 'online') done(() => reject(Object.assign(new Error('connection lost'), { code: 'disconnected', closeCode: ch.closeCode })));
+        }),
+      );
+      c.sendChat(text).catch((err) => done(() => reject(err)));
+    });
   }
 }
 

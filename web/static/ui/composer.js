@@ -90,7 +90,7 @@ export class Composer {
 export function describeSendError(err) {
   if (err?.closeCode === 1009) return 'Not sent: the message is larger than the server accepts (it closed the connection, 1009). Shorten it or split it.';
   switch (err?.code) {
-    case 'disconnected': return 'Not sent: the connection was lost before the server confirmed it. Send again once reconnected.';
+    case 'disconnected': return `Not sent: the connection closed${err.closeCode ? ` (${err.closeCode})` : ''} before the server confirmed it. Send again once reconnected; if the message is long, the server may refuse its size: shorten it.`;
     case 'buffer_full': return 'Not sent: too many messages are waiting for the connection.';
     case 'not_member': return 'Not sent: you are not in this room (any more). Join it again.';
     case 'rate_limited': return 'Not sent: too many messages at once. Wait a moment.';

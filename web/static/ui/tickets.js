@@ -134,7 +134,6 @@ export function probingWebSocket(Base = globalThis.WebSocket) {
         this.onmessage?.(ev);
         return;
       }
-      if (frame.ref === probeRef) return;
       if (!this.#greeted) {
         if (frame.channel === 'session' && frame.message?.type === 'Authenticated') {
           this.#greeted = true;
@@ -144,6 +143,7 @@ export function probingWebSocket(Base = globalThis.WebSocket) {
           return;
         }
       }
+      if (frame.ref === probeRef) return;
       this.onmessage?.(ev);
     }
   };
