@@ -2,12 +2,10 @@ package web_test
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -308,5 +306,3 @@ func dialSynced(t *testing.T, url string) *wstest.Client {
 	c.WaitFor(protocol.ChannelChat, protocol.TypeHistory)
 	return c
 }
-
-var _ = strings.Contains

@@ -80,11 +80,12 @@ export class InboxView {
   #empty;
 
   constructor() {
-    this.#list = h('ol', { class: 'messages', id: 'inbox-messages', role: 'log', 'aria-label': 'Inbox messages' });
+    this.#list = h('ol', { class: 'message-items', id: 'inbox-messages' });
     this.#empty = h('p', { class: 'hint' }, 'Messages posted to you with ', h('code', {}, 'POST /message'), ' appear here.');
     this.el = h('section', { class: 'panel inbox', id: 'inbox' },
       h('header', { class: 'panel-head' }, h('h2', {}, 'Inbox')),
-      h('div', { class: 'panel-body' }, h('div', { class: 'conversation' }, this.#empty, this.#list)));
+      h('div', { class: 'panel-body' }, h('div', { class: 'conversation' }, this.#empty,
+        h('div', { class: 'messages', role: 'log', 'aria-label': 'Inbox messages', tabindex: '0' }, this.#list))));
   }
 
   /** add shows one inbox message. */

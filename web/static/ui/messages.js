@@ -14,6 +14,7 @@ export class MessageList {
   /** The element to place in a panel. */
   el;
   #list;
+  #scroller;
   #older;
   #olderError;
   #gap;
@@ -31,8 +32,9 @@ export class MessageList {
     this.#older = h('button', { type: 'button', class: 'load-older secondary', onclick: () => this.loadOlder() }, 'Load older messages');
     this.#olderError = h('p', { class: 'field-error', role: 'alert' });
     this.#gap = h('p', { class: 'gap-notice', hidden: true });
-    this.#list = h('ol', { class: 'messages', role: 'log', 'aria-label': label });
-    this.el = h('div', { class: 'conversation' }, h('div', { class: 'older' }, this.#older, this.#olderError), this.#gap, this.#list);
+    this.#list = h('ol', { class: 'message-items' });
+    this.#scroller = h('div', { class: 'messages', role: 'log', 'aria-label': label, tabindex: '0' }, this.#list);
+    this.el = h('div', { class: 'conversation' }, h('div', { class: 'older' }, this.#older, this.#olderError), this.#gap, this.#scroller);
   }
 
   /** add shows a message in id order, unless it is already shown. */
@@ -76,9 +78,10 @@ export class MessageList {
     this.#olderError.textContent = '';
     try {
       const page = await this.#fetchOlder(oldest ? { before: oldest, limit: pageSize } : { limit: pageSize });
-      const keep = this.#list.scrollHeight - this.#list.scrollTop;
+      const s = this.#scroller;
+      const keep = s.scrollHeight - s.scrollTop;
       for (const m of page.messages) this.add(m);
-      this.#list.scrollTop = this.#list.scrollHeight - keep;
+      s.scrollTop = s.scrollHeight - keep;
       if (page.complete) {
         this.#older.hidden = true;
         return;
@@ -90,11 +93,11 @@ export class MessageList {
   }
 
   #atBottom() {
-    const l = this.#list;
+    const l = this.#scroller;
     return l.scrollHeight - l.scrollTop - l.clientHeight < 40;
   }
 
   #scrollToEnd() {
-    this.#list.scrollTop = this.#list.scrollHeight;
+    this.#scroller.scrollTop = this.#scroller.scrollHeight;
   }
 }
