@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-deps test-js lint vet fuzz bench build
+.PHONY: run test test-deps test-js lint vet fuzz bench build web
 
 run:
 	$(GO) run ./cmd/switchboard
@@ -14,6 +14,12 @@ build:
 ## test: lint, vet, then every test (real redis-server, real clients) under -race.
 test: test-deps lint vet test-js
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## web: copy the JavaScript client into the page's assets (web/static/lib),
+## which the binary embeds; web/web_test.go fails when the copy is stale.
+web:
+	rm -f web/static/lib/*.js
+	cp clients/js/src/*.js web/static/lib/
 
 ## test-js: the JavaScript client's tests (Node >= 20, no npm install needed).
 test-js:

@@ -1,5 +1,8 @@
-// Package web serves the browser client: a dependency-free demo page for
-// Switchboard's chat, rooms and inbox, embedded in the binary.
+// Package web serves the browser client, embedded in the binary: a page for
+// Switchboard's chat, rooms and inbox built on the JavaScript client, whose
+// ES modules static/lib holds as a copy of clients/js/src (`make web`
+// refreshes it; a test fails when it is stale), so nothing is built at run
+// time.
 package web
 
 import (
