@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -108,6 +109,7 @@ func (r *Redis) pubsubDeps() pubsubDeps {
 		client := r.client
 		single := endpoint{dial: func(ctx context.Context) *redis.PubSub { return client.Subscribe(ctx) }}
 		d.endpoint = func(context.Context, string) (endpoint, error) { return single, nil }
+		d.epoch = r.readEpoch
 		return d
 	}
 	cluster := r.cluster
@@ -330,4 +332,25 @@ func (r *Redis) Subscribe(ctx context.Context, topic string) error {
 func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
 	r.subs.unsubscribe(topic)
 	return nil
+}
+
+// epochScript returns the data epoch of a Redis: a random value stored
+// once, under a key that lives as long as the data does. A different
+// epoch after a reconnection means Redis lost its data (it restarted
+// without persistence, or was flushed). KEYS[1] the epoch key; ARGV[1] a
+// fresh random value, kept if there is none.
+var epochScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[1])
+if not e then
+  redis.call('SET', KEYS[1], ARGV[1])
+  e = ARGV[1]
+end
+return e
+`)
+
+// readEpoch reads (or starts) the data epoch of the single Redis.
+func (r *Redis) readEpoch(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.OpTimeout)
+	defer cancel()
+	return epochScript.Run(ctx, r.client, []string{r.opts.Prefix + "epoch"}, uuid.NewString()).Text()
 }

@@ -56,6 +56,14 @@ func (sh *shard) confirm(ch string, st *channelState) {
 	if st.lastID == "" || sh.set.deps.history == nil {
 		return
 	}
+	if sh.lost {
+		// The streams were wiped with the rest of Redis's data: what was
+		// stored after lastID and not yet delivered cannot be read back.
+		after := st.lastID
+		st.lastID = ""
+		sh.set.deps.deliver(Message{Topic: st.topic, ID: after, Gap: true})
+		return
+	}
 	f := &gapFill{}
 	st.fill = f
 	topic, since, set := st.topic, st.lastID, sh.set
@@ -95,8 +103,9 @@ func (sh *shard) filled(d fillDone) {
 	if err != nil || !page.Complete || trimmed || d.fill.overflow {
 		sh.log.Warn("messages were missed while disconnected; asking the topic's clients to catch up",
 			"topic", st.topic, "err", err, "trimmed", trimmed, "overflow", d.fill.overflow)
+		after := st.lastID
 		st.lastID = ""
-		sh.set.deps.deliver(Message{Topic: st.topic, Gap: true})
+		sh.set.deps.deliver(Message{Topic: st.topic, ID: after, Gap: true})
 	} else {
 		if len(page.Messages) > 0 {
 			sh.log.Info("delivering messages published while disconnected", "topic", st.topic, "count", len(page.Messages))

@@ -43,6 +43,10 @@ type pubsubDeps struct {
 	decode func(topic, payload string) (Message, bool)
 	// history reads stored messages for gap fills; nil when history is off.
 	history func(ctx context.Context, topic string, q HistoryQuery) (HistoryPage, error)
+	// epoch reads the data epoch of the Redis a connection was made to;
+	// nil in a cluster, whose masters fail over to replicas holding the
+	// data.
+	epoch func(ctx context.Context) (string, error)
 	// deliver receives every message of a wanted channel (set by start).
 	deliver func(Message)
 	// opTimeout bounds a routing round trip and a gap fill's history read.

@@ -29,6 +29,12 @@ type shard struct {
 	// Owned by run.
 	ps    *redis.PubSub // nil while disconnected
 	chans map[string]*channelState
+	// epoch is the data epoch of the Redis last connected to (see
+	// Redis.readEpoch); lost is true on a connection to a Redis whose
+	// epoch changed since: it lost its data (a restart without
+	// persistence), so its streams cannot fill a gap.
+	epoch string
+	lost  bool
 }
 
 // Commands a shard takes through its inbox.
@@ -48,7 +54,10 @@ type (
 
 // Events of one connection, from the goroutine that reads it.
 type (
-	connUp   struct{ ps *redis.PubSub }
+	connUp struct {
+		ps    *redis.PubSub
+		epoch string // the Redis data epoch read on connecting; "" if unknown
+	}
 	connDown struct{ err error }
 )
 
@@ -116,7 +125,7 @@ func (sh *shard) run(delay time.Duration) {
 			}
 			switch ev := ev.(type) {
 			case connUp:
-				sh.connected(ev.ps)
+				sh.connected(ev.ps, ev.epoch)
 			case connDown:
 				retry = time.After(sh.failed(ev.err))
 			case *redis.Subscription:
@@ -182,8 +191,12 @@ func (sh *shard) connect(ctx context.Context) {
 		_ = ps.Close()
 	}()
 	err := ps.Ping(ctx)
+	epoch := ""
+	if err == nil && sh.set.deps.epoch != nil {
+		epoch, err = sh.set.deps.epoch(ctx)
+	}
 	if err == nil {
-		if !sh.emit(ctx, connUp{ps}) {
+		if !sh.emit(ctx, connUp{ps, epoch}) {
 			return
 		}
 		err = receive(ctx, ps, func(ev any) bool { return sh.emit(ctx, ev) })
@@ -232,9 +245,16 @@ func receive(ctx context.Context, ps *redis.PubSub, emit func(any) bool) error {
 
 // connected installs a fresh connection and asks it for every channel the
 // shard serves.
-func (sh *shard) connected(ps *redis.PubSub) {
+func (sh *shard) connected(ps *redis.PubSub, epoch string) {
 	sh.ps = ps
 	sh.connects.Add(1)
+	sh.lost = sh.epoch != "" && epoch != "" && epoch != sh.epoch
+	if sh.lost {
+		sh.log.Warn("redis lost its data (its epoch changed): every restored topic with history gets a Gap notice")
+	}
+	if epoch != "" {
+		sh.epoch = epoch
+	}
 	var chans []string
 	for ch := range sh.chans {
 		chans = append(chans, ch)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/broker"
@@ -102,6 +103,21 @@ const (
 // RoomTopic is the topic carrying a room's traffic.
 func RoomTopic(room string) string { return roomTopicPrefix + room }
 
+// GapFrame is the notice telling a connection that messages of topic
+// after the id after may be missing: a Gap on chat-room for a room, on
+// chat for the global chat. Other topics (pings, inboxes) keep no history
+// and get none. It is the hub's rooms.GapFrame.
+func GapFrame(topic, after string) []byte {
+	switch {
+	case strings.HasPrefix(topic, roomTopicPrefix):
+		return protocol.Encode(protocol.ChannelChatRoom, protocol.TypeGap, protocol.Gap{Room: roomOf(topic), After: after})
+	case topic == TopicChat:
+		return protocol.Encode(protocol.ChannelChat, protocol.TypeGap, protocol.Gap{After: after})
+	default:
+		return nil
+	}
+}
+
 // roomOf is the room a room topic carries.
 func roomOf(topic string) string { return topic[len(roomTopicPrefix):] }
 
@@ -180,6 +196,8 @@ func brokerError(err error) error {
 		return protocol.Errorf(protocol.CodeInvalidContents, "not a message id: use an id from a message you received")
 	case errors.Is(err, context.Canceled):
 		return err
+	case errors.As(err, new(*protocol.Error)):
+		return err // already a client error (the node's publishing limit)
 	default:
 		return &unavailableError{cause: err}
 	}

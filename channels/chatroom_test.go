@@ -56,7 +56,6 @@ type fakeClient struct {
 func (c *fakeClient) ID() string           { return c.id }
 func (c *fakeClient) User() string         { return c.user }
 func (c *fakeClient) MayJoin(string) bool  { return true }
-func (c *fakeClient) Resync()              {}
 func (c *fakeClient) Deliver(frame []byte) { c.record(frame) }
 func (c *fakeClient) Send(_ context.Context, frame []byte) error {
 	c.record(frame)
@@ -88,7 +87,7 @@ func (c *fakeClient) take() []string {
 func newRoomChannel(t *testing.T, limits Limits) (*ChatRoom, *flakyBroker) {
 	t.Helper()
 	fb := &flakyBroker{Memory: broker.NewMemory(broker.Options{HistorySize: 1000, HistoryTTL: time.Hour})}
-	hub := rooms.New(fb, 1<<20, slog.New(slog.DiscardHandler))
+	hub := rooms.New(fb, 1<<20, GapFrame, slog.New(slog.DiscardHandler))
 	fb.Start(hub.Deliver)
 	t.Cleanup(func() { _ = fb.Close() })
 	return NewChatRoom(fb, hub, limits, slog.New(slog.DiscardHandler)), fb

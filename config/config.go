@@ -40,6 +40,7 @@ type Config struct {
 	MaxChatMessage   int           // bytes of text in one chat message
 	MaxRoomMessage   int           // bytes of text in one room message
 	ChatPublish      bool          // whether clients may post to the global chat
+	NodePublishBytes int           // bytes per second the node publishes, all clients together; 0: no limit
 	SendQueueBytes   int           // bytes queued per connection before it counts as too slow
 	WSTimeout        time.Duration // a silent connection is pinged after half of it and dropped after all of it
 	WriteTimeout     time.Duration // longest a single frame write may take
@@ -140,6 +141,8 @@ var Settings = []Setting{
 			c.ChatPublish = who == "all"
 			return nil
 		}},
+	{Env: "NODE_PUBLISH_BYTES", Flag: "node-publish-bytes", Default: "8388608", Help: "bytes per second one node publishes, all its clients together, bursts of twice that; past it publishes are refused with rate_limited (0: no limit)",
+		apply: func(c *Config, v string) error { return intIn(&c.NodePublishBytes, v, 0, 1<<40) }},
 	{Env: "SEND_QUEUE_BYTES", Flag: "send-queue-bytes", Default: "1048576", Help: "bytes of frames queued for one connection before it is closed as too slow (1008)",
 		apply: func(c *Config, v string) error { return intIn(&c.SendQueueBytes, v, 1024, 1<<30) }},
 	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "30s", Help: "a connection silent this long is dropped; it is pinged after half of it",
@@ -331,6 +334,9 @@ func (c Config) validate() error {
 		} else if a.addr == c.Addr() {
 			errs = append(errs, fmt.Errorf("%s must differ from the main listener (%s)", a.name, c.Addr()))
 		}
+	}
+	if c.NodePublishBytes > 0 && 2*c.NodePublishBytes < int(c.MaxFrameBytes) {
+		errs = append(errs, errors.New("NODE_PUBLISH_BYTES must be at least half of MAX_FRAME_BYTES: its burst (twice it) must hold the largest message"))
 	}
 	if c.RateBytesBurst < int(c.MaxFrameBytes) {
 		errs = append(errs, errors.New("RATE_BYTES_BURST must be at least MAX_FRAME_BYTES: otherwise a frame of the largest allowed size could never be sent"))

@@ -18,16 +18,49 @@ type ownRecord struct {
 	user         string
 	lastActivity time.Time
 	dirty        bool // lastActivity not yet written
+	// rec is the record as registered, rooms and closing kept up to date,
+	// so that a Redis that lost its data can be given it again.
+	rec Record
 }
 
 func newLocal() *local {
 	return &local{own: map[string]*ownRecord{}, claimed: map[string]string{}}
 }
 
-func (l *local) add(id, user string, lastActivity time.Time) {
+func (l *local) add(r Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.own[id] = &ownRecord{user: user, lastActivity: lastActivity}
+	l.own[r.ID] = &ownRecord{user: r.User, lastActivity: r.LastActivity, rec: r}
+}
+
+// change applies a Change to an own record's copy.
+func (l *local) change(id string, c Change) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.own[id]
+	if !ok {
+		return
+	}
+	if c.SetRooms {
+		r.rec.Rooms = append([]string(nil), c.Rooms...)
+	}
+	if c.Close != nil {
+		closed := *c.Close
+		r.rec.Closed = &closed
+	}
+}
+
+// record returns an own record as the node knows it now.
+func (l *local) record(id string) (Record, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.own[id]
+	if !ok {
+		return Record{}, false
+	}
+	rec := r.rec
+	rec.LastActivity = r.lastActivity
+	return rec, true
 }
 
 // user returns the user of an own record.

@@ -61,7 +61,7 @@ func (m *Memory) Register(_ context.Context, r Record) error {
 		s.users[r.User] = map[string]struct{}{}
 	}
 	s.users[r.User][r.ID] = struct{}{}
-	m.local.add(r.ID, r.User, r.LastActivity)
+	m.local.add(r)
 	return nil
 }
 

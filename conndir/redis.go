@@ -48,6 +48,7 @@ type Redis struct {
 	opts    RedisOptions
 	expiry  string
 	pending string
+	settled string
 	local   *local
 }
 
@@ -74,6 +75,7 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 		client:  client,
 		opts:    opts,
 		expiry:  opts.Prefix + "{conndir}:expiry",
+		settled: opts.Prefix + "{conndir}:settled",
 		pending: opts.Prefix + "{conndir}:pending",
 		local:   newLocal(),
 	}, nil
@@ -102,13 +104,13 @@ func (d *Redis) Register(ctx context.Context, r Record) error {
 		p.SAdd(ctx, d.userKey(r.User), r.ID)
 		p.PExpire(ctx, d.userKey(r.User), ttl)
 		// Eval, not Run: in a pipeline, Run cannot fall back from EVALSHA.
-		touchScript.Eval(ctx, p, []string{d.expiry, d.pending}, d.opts.TTL.Milliseconds(), "add", 1, r.ID)
+		touchScript.Eval(ctx, p, []string{d.expiry, d.pending, d.settled}, d.opts.TTL.Milliseconds(), "add", 1, r.ID)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	d.local.add(r.ID, r.User, r.LastActivity)
+	d.local.add(r)
 	return nil
 }
 
@@ -135,6 +137,7 @@ func (d *Redis) Update(ctx context.Context, id string, c Change) error {
 	if len(fields) == 0 {
 		return nil
 	}
+	d.local.change(id, c)
 	n, err := updateScript.Run(ctx, d.client, []string{d.recordKey(id)}, fields...).Int()
 	if err == nil && n == 0 {
 		return ErrNotFound
@@ -283,7 +286,7 @@ func (d *Redis) beat(ctx context.Context, own []ownBeat, claimed []string) (lost
 	}
 	var touch *redis.Cmd
 	_, err = d.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		touch = touchScript.Eval(ctx, p, []string{d.expiry, d.pending}, args...)
+		touch = touchScript.Eval(ctx, p, []string{d.expiry, d.pending, d.settled}, args...)
 		users := map[string]bool{}
 		for _, ob := range own {
 			activity := ""
@@ -302,10 +305,43 @@ func (d *Redis) beat(ctx context.Context, own []ownBeat, claimed []string) (lost
 		return nil, nil, err
 	}
 	res, err := touch.Slice()
-	if err != nil || len(res) != 2 {
+	if err != nil || len(res) != 3 {
 		return nil, nil, errors.Join(errors.New("conndir: bad heartbeat reply"), err)
 	}
+	if restored := stringSlice(res[2]); len(restored) > 0 {
+		if err := d.rewrite(ctx, restored); err != nil {
+			return nil, nil, err
+		}
+	}
 	return stringSlice(res[0]), stringSlice(res[1]), nil
+}
+
+// rewrite writes back the records of own connections that Redis lost with
+// its data: the sockets are alive, so nothing is closed or announced.
+func (d *Redis) rewrite(ctx context.Context, ids []string) error {
+	_, err := d.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			r, ok := d.local.record(id)
+			if !ok {
+				continue
+			}
+			rooms, err := json.Marshal(r.Rooms)
+			if err != nil {
+				return err
+			}
+			key := d.recordKey(id)
+			fields := []any{"u", r.User, "n", r.Node, "c", r.ConnectedAt.UnixMilli(), "r", rooms, "a", r.LastActivity.UnixMilli()}
+			if r.Closed != nil {
+				fields = append(fields, "cc", r.Closed.Code, "cr", r.Closed.Reason)
+			}
+			p.HSet(ctx, key, fields...)
+			p.PExpire(ctx, key, d.opts.RecordTTL)
+			p.SAdd(ctx, d.userKey(r.User), id)
+			p.PExpire(ctx, d.userKey(r.User), d.opts.RecordTTL)
+		}
+		return nil
+	})
+	return err
 }
 
 // stringSlice converts a script's array of strings.
@@ -360,6 +396,11 @@ func (d *Redis) Ack(ctx context.Context, id string) error {
 	}
 	_, err := d.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, d.pending, id)
+		// Remembered for a record's lifetime, so that the node that lost it
+		// (if it still runs) knows it was settled, not lost with Redis's data.
+		now := time.Now()
+		p.ZAdd(ctx, d.settled, redis.Z{Score: float64(now.UnixMilli()), Member: id})
+		p.ZRemRangeByScore(ctx, d.settled, "-inf", strconv.FormatInt(now.Add(-d.opts.RecordTTL).UnixMilli(), 10))
 		p.Del(ctx, d.recordKey(id))
 		if user != "" {
 			p.SRem(ctx, d.userKey(user), id)

@@ -10,23 +10,31 @@ import "github.com/redis/go-redis/v9"
 
 // touchScript registers or refreshes deadlines.
 //
-// KEYS[1] expiry set, KEYS[2] pending set; ARGV[1] TTL in ms, ARGV[2] "add"
-// (register: set unconditionally) or "refresh" (only ids still present),
-// ARGV[3] n, ARGV[4..3+n] ids of own records, the remaining ARGV ids of
-// claimed records (refresh only). Returns {own ids missing, claimed ids
-// missing}.
+// KEYS[1] expiry set, KEYS[2] pending set, KEYS[3] settled set (ids whose
+// DELETE was delivered: Ack); ARGV[1] TTL in ms, ARGV[2] "add" (register:
+// set unconditionally) or "refresh" (only ids still present), ARGV[3] n,
+// ARGV[4..3+n] ids of own records, the remaining ARGV ids of claimed
+// records (refresh only). An own id missing from the expiry set was taken
+// over by another node if it is pending or settled: it is lost. Missing
+// from all three, Redis lost it with its data (a restart without
+// persistence): it is registered again and reported restored, so its
+// node writes the record back and keeps the socket. Returns {own ids
+// lost, claimed ids lost, own ids restored}.
 var touchScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now + tonumber(ARGV[1])
 local n = tonumber(ARGV[3])
-local lost, lostClaims = {}, {}
+local lost, lostClaims, restored = {}, {}, {}
 for i = 4, 3 + n do
   local id = ARGV[i]
   if ARGV[2] == 'add' or redis.call('ZSCORE', KEYS[1], id) then
     redis.call('ZADD', KEYS[1], deadline, id)
-  else
+  elseif redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id) then
     lost[#lost + 1] = id
+  else
+    redis.call('ZADD', KEYS[1], deadline, id)
+    restored[#restored + 1] = id
   end
 end
 for i = 4 + n, #ARGV do
@@ -37,7 +45,7 @@ for i = 4 + n, #ARGV do
     lostClaims[#lostClaims + 1] = id
   end
 end
-return {lost, lostClaims}
+return {lost, lostClaims, restored}
 `)
 
 // sweepScript claims up to a limit of ids: first those whose deadline in

@@ -21,7 +21,7 @@ type Metrics struct {
 	Opened prometheus.Counter
 	// Closed counts ended connections by why they ended: peer, slow,
 	// rate_limit, ping_timeout, shutdown, auth, too_big, write_error,
-	// unavailable, resync.
+	// unavailable, busy, kicked, refused.
 	Closed *prometheus.CounterVec
 	// FramesIn counts frames read from clients, by channel ("unknown" for
 	// frames whose channel could not be read or does not exist).

@@ -93,8 +93,8 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (n *Node, err error) {
 		_ = b.Close()
 		return nil, err
 	}
-	n.Broker = instrument(b, n.Metrics)
-	n.Hub = rooms.New(n.Broker, cfg.SendQueueBytes, log)
+	n.Broker = limitPublishing(instrument(b, n.Metrics), cfg.NodePublishBytes)
+	n.Hub = rooms.New(n.Broker, cfg.SendQueueBytes, channels.GapFrame, log)
 	limits := channels.Limits{
 		MaxRooms:       cfg.MaxRooms,
 		MaxRoomName:    cfg.MaxRoomName,

@@ -25,11 +25,13 @@ type Member interface {
 	User() string
 	// Deliver queues a frame for the connection without blocking.
 	Deliver(frame []byte)
-	// Resync tells the connection it missed messages the node could not
-	// replay; it must catch up from history (the client reconnects and
-	// resumes). It must not block.
-	Resync()
 }
+
+// GapFrame renders the notice telling a topic's members that messages
+// after the id after may be missing (the node's link to the broker broke
+// for longer than it could bridge); nil for topics that keep no history,
+// whose messages are delivered at most once anyway.
+type GapFrame func(topic, after string) []byte
 
 // ErrHoldOverflow is returned by Drain when more live frames arrived for a
 // held member than the hub buffers: the member is too slow to be caught
@@ -43,6 +45,7 @@ type Hub struct {
 	broker    broker.Subscriber
 	log       *slog.Logger
 	holdBytes int
+	gapFrame  GapFrame
 
 	mu     sync.Mutex
 	topics map[string]*topic
@@ -85,10 +88,10 @@ type heldFrame struct {
 }
 
 // New returns a hub that subscribes through b. holdBytes bounds how much
-// a held member buffers (see Join).
-func New(b broker.Subscriber, holdBytes int, log *slog.Logger) *Hub {
+// a held member buffers (see Join); gap renders gap notices (nil: none).
+func New(b broker.Subscriber, holdBytes int, gap GapFrame, log *slog.Logger) *Hub {
 	return &Hub{
-		broker: b, holdBytes: holdBytes, log: log,
+		broker: b, holdBytes: holdBytes, gapFrame: gap, log: log,
 		topics: make(map[string]*topic), joined: make(map[string]map[string]struct{}),
 	}
 }
@@ -325,32 +328,37 @@ func (h *Hub) Deliver(msg broker.Message) {
 	if t == nil {
 		return
 	}
-	if msg.Gap {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		for _, mb := range t.members {
-			mb.m.Resync()
+	var frame []byte
+	var about, msgID string // a gap notice has neither
+	switch {
+	case msg.Gap:
+		// The connections stay; each is told from which id to catch up.
+		if h.gapFrame == nil {
+			return
 		}
-		return
+		if frame = h.gapFrame(msg.Topic, msg.ID); frame == nil {
+			return
+		}
+	default:
+		pub, err := protocol.ParsePublication(msg.Data, msg.ID)
+		if err != nil {
+			h.log.Error("dropping unreadable broker message", "topic", msg.Topic, "err", err)
+			return
+		}
+		frame, about, msgID = pub.Frame(), pub.About, msg.ID
 	}
-	pub, err := protocol.ParsePublication(msg.Data, msg.ID)
-	if err != nil {
-		h.log.Error("dropping unreadable broker message", "topic", msg.Topic, "err", err)
-		return
-	}
-	frame := pub.Frame()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for id, mb := range t.members {
+	for memberID, mb := range t.members {
 		switch {
-		case id == msg.Except:
+		case memberID == msg.Except:
 		case mb.held && mb.buffered+len(frame) > h.holdBytes:
 			mb.overflow = true
 		case mb.held:
-			mb.buffer = append(mb.buffer, heldFrame{id: msg.ID, about: pub.About, frame: frame})
+			mb.buffer = append(mb.buffer, heldFrame{id: msgID, about: about, frame: frame})
 			mb.buffered += len(frame)
 		default:
-			mb.deliver(msg.ID, frame)
+			mb.deliver(msgID, frame)
 		}
 	}
 }

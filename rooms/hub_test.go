@@ -65,11 +65,10 @@ func (b *countingBroker) isSubscribed(topic string) bool {
 
 // recorder is a member that records the frames delivered to it.
 type recorder struct {
-	id      string
-	user    string // "user-" + id when empty
-	mu      sync.Mutex
-	frames  [][]byte
-	resyncs int
+	id     string
+	user   string // "user-" + id when empty
+	mu     sync.Mutex
+	frames [][]byte
 }
 
 func (m *recorder) ID() string { return m.id }
@@ -84,12 +83,6 @@ func (m *recorder) Deliver(f []byte) {
 	m.frames = append(m.frames, f)
 	m.mu.Unlock()
 }
-func (m *recorder) Resync() {
-	m.mu.Lock()
-	m.resyncs++
-	m.mu.Unlock()
-}
-
 func (m *recorder) texts() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -102,7 +95,7 @@ func (m *recorder) texts() []string {
 
 func newHub(holdBytes int) (*Hub, *countingBroker) {
 	b := &countingBroker{subscribed: make(map[string]bool), pending: make(map[string]bool)}
-	return New(b, holdBytes, slog.New(slog.DiscardHandler)), b
+	return New(b, holdBytes, func(topic, after string) []byte { return []byte("gap " + topic + " after " + after) }, slog.New(slog.DiscardHandler)), b
 }
 
 var ctx = context.Background()
@@ -313,17 +306,31 @@ func TestHoldOverflow(t *testing.T) {
 	}
 }
 
-func TestGapAsksEveryMemberToResync(t *testing.T) {
+// TestGapNoticesEveryMember: a gap the node could not bridge is told to
+// every member, held ones too, as one notice naming the id to catch up
+// from; nobody is disconnected.
+func TestGapNoticesEveryMember(t *testing.T) {
 	r, _ := newHub(1 << 20)
 	ms := []*recorder{{id: "a"}, {id: "b"}}
 	for _, m := range ms {
 		_, _ = r.Join(ctx, "room:#r", m, false)
 	}
-	r.Deliver(broker.Message{Topic: "room:#r", Gap: true})
+	held := &recorder{id: "c"}
+	_, _ = r.Join(ctx, "room:#r", held, true)
+	r.Deliver(broker.Message{Topic: "room:#r", ID: "7-0", Gap: true})
 	for _, m := range ms {
-		if m.resyncs != 1 || len(m.frames) != 0 {
-			t.Errorf("%s: %d resyncs, %d frames; want 1 and 0", m.id, m.resyncs, len(m.frames))
+		if got := m.texts(); len(got) != 1 || got[0] != "gap room:#r after 7-0" {
+			t.Errorf("%s got %q", m.id, got)
 		}
+	}
+	if err := drain(r, "room:#r", held, "9-0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := held.texts(); len(got) != 1 || got[0] != "gap room:#r after 7-0" {
+		t.Errorf("held member got %q after its hold", got)
+	}
+	if &ms[0].frames[0][0] != &ms[1].frames[0][0] {
+		t.Error("the notice was rendered once per member")
 	}
 }
 

@@ -32,8 +32,8 @@ const (
 	causeWriteError
 	// causeUnavailable: the connection could not be subscribed (broker down).
 	causeUnavailable
-	// causeResync: the node missed messages it cannot replay.
-	causeResync
+	// causeInvalid: a frame was not valid UTF-8 (1007, RFC 6455 §8.1).
+	causeInvalid
 	// causeBusy: the node admits no more connections right now (a connect
 	// storm); the reason carries a retry hint.
 	causeBusy
@@ -63,10 +63,10 @@ func (c closeCause) label() string {
 		return "write_error"
 	case causeUnavailable:
 		return "unavailable"
-	case causeResync:
-		return "resync"
 	case causeBusy:
 		return "busy"
+	case causeInvalid:
+		return "invalid"
 	case causeKicked:
 		return "kicked"
 	case causeRefused:
@@ -92,8 +92,8 @@ func (c closeCause) code() websocket.StatusCode {
 		return websocket.StatusMessageTooBig
 	case causeUnavailable, causeBusy:
 		return websocket.StatusTryAgainLater
-	case causeResync:
-		return websocket.StatusServiceRestart
+	case causeInvalid:
+		return websocket.StatusInvalidFramePayloadData
 	default:
 		return 0
 	}
@@ -116,10 +116,10 @@ func (c closeCause) reason() string {
 		return "frame too large"
 	case causeUnavailable:
 		return "server cannot subscribe you now, try again"
-	case causeResync:
-		return "messages were missed: reconnect and catch up with since"
 	case causeBusy:
 		return "server busy, try again"
+	case causeInvalid:
+		return "frame is not valid UTF-8"
 	case causeRefused:
 		return "refused by backend"
 	default:
@@ -147,7 +147,7 @@ func (c closeCause) ending() ending {
 	case causeShutdown, causeRateLimit, causeKicked:
 		// Everything queued is an answer or a broadcast the client is owed.
 		return endFlush
-	case causeSlow, causeAuth, causeUnavailable, causeResync, causeBusy, causeRefused:
+	case causeSlow, causeAuth, causeUnavailable, causeBusy, causeRefused, causeInvalid:
 		return endDrop
 	default:
 		// peer, write_error: the socket is unusable; too_big: the library

@@ -28,7 +28,8 @@ func TestCloseCauses(t *testing.T) {
 		{causeTooBig, "too_big", websocket.StatusMessageTooBig, "frame too large", endAbrupt},
 		{causeWriteError, "write_error", 0, "", endAbrupt},
 		{causeUnavailable, "unavailable", websocket.StatusTryAgainLater, "server cannot subscribe you now, try again", endDrop},
-		{causeResync, "resync", websocket.StatusServiceRestart, "messages were missed: reconnect and catch up with since", endDrop},
+		{causeBusy, "busy", websocket.StatusTryAgainLater, "server busy, try again", endDrop},
+		{causeInvalid, "invalid", websocket.StatusInvalidFramePayloadData, "frame is not valid UTF-8", endDrop},
 	} {
 		t.Run(tc.label, func(t *testing.T) {
 			req := closeFor(tc.cause)

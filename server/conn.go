@@ -118,14 +118,6 @@ func (c *client) Deliver(frame []byte) {
 	}
 }
 
-// Resync closes the connection with 1012 so the client reconnects and
-// resumes from the last id it saw: the node missed more messages for one
-// of its rooms than it could replay.
-func (c *client) Resync() {
-	c.logger().Info("closing connection so it resumes: messages were missed")
-	c.close(closeFor(causeResync))
-}
-
 func (c *client) tooSlow() {
 	c.logger().Info("closing slow connection", "queued_bytes", c.queue.size())
 	c.close(closeFor(causeSlow))

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard/switchboard/internal/wstest"
 	"github.com/switchboard/switchboard/server"
 )
@@ -136,5 +138,29 @@ func TestSideListeners(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("%s side listener: %v", side.Name, err)
 		}
+	}
+}
+
+// TestInvalidUTF8Closes1007: a frame that is not valid UTF-8 ends the
+// connection with 1007 (RFC 6455 §8.1), text or binary; nothing of it is
+// rewritten, stored or broadcast.
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	n := startNode(t, nil)
+	watcher := wstest.Open(t, n.WS())
+	for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+		c := wstest.Open(t, n.WS())
+		c.SendBytes(typ, []byte("{\"channel\":\"chat\",\"message\":{\"type\":\"SubmitMessage\",\"contents\":\"bad \xff byte\"}}"))
+		if code, reason := c.ExpectClose(); code != websocket.StatusInvalidFramePayloadData || reason != "frame is not valid UTF-8" {
+			t.Errorf("%v frame: closed with %d %q, want 1007", typ, code, reason)
+		}
+	}
+	watcher.Barrier() // nothing was broadcast
+	watcher.Send("chat", "GetHistory", nil)
+	var h struct {
+		Messages []any `json:"messages"`
+	}
+	watcher.Expect("chat", "History").Decode(t, &h)
+	if len(h.Messages) != 0 {
+		t.Errorf("history holds %d messages, want none", len(h.Messages))
 	}
 }

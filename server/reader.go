@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"unicode/utf8"
 
 	"time"
 
@@ -41,6 +42,13 @@ func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame, 
 		if err != nil {
 			s.readEnded(cl, err)
 			peerGone()
+			return
+		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text message must be UTF-8; so must JSON in a
+			// binary one. Nothing of it is processed or stored.
+			cl.logger().Info("frame is not valid UTF-8")
+			cl.close(closeFor(causeInvalid))
 			return
 		}
 		ok, abusive := lim.charge(len(data))

@@ -8,7 +8,7 @@ import (
 )
 
 // stuckWriteGrace is how long a write may still take once the connection
-// is being closed with its queue dropped (too slow, resync…): long enough
+// is being closed with its queue dropped (too slow, refused…): long enough
 // for a client that is merely slow to take the frame and then read the
 // close frame, short enough that a stalled one does not hold its memory
 // for WRITE_TIMEOUT. (coder/websocket gives the close frame itself 5 s as
