@@ -247,11 +247,20 @@ func (r *Reconnecting) closedErr() error {
 
 // WaitOnline waits until the client is online and returns the connection.
 func (r *Reconnecting) WaitOnline(ctx context.Context) (*Conn, error) {
+	return r.await(ctx, func() (*Conn, bool) {
+		return r.cur, r.state.State == StateClosed
+	})
+}
+
+// await waits until pick, called with r.mu held, returns a connection, or
+// reports that the client is closed, or ctx ends.
+func (r *Reconnecting) await(ctx context.Context, pick func() (c *Conn, closed bool)) (*Conn, error) {
 	for {
 		r.mu.Lock()
-		c, s, ch := r.cur, r.state.State, r.changed
+		c, closed := pick()
+		ch := r.changed
 		var err error
-		if s == StateClosed {
+		if c == nil && closed {
 			err = r.closedErr()
 		}
 		r.mu.Unlock()
@@ -393,29 +402,12 @@ func (r *Reconnecting) Next(ctx context.Context) (Frame, error) {
 // readConn returns the connection Next reads from, waiting for a new one
 // when the last has been read to its end.
 func (r *Reconnecting) readConn(ctx context.Context) (*Conn, error) {
-	for {
-		r.mu.Lock()
+	return r.await(ctx, func() (*Conn, bool) {
 		if r.reading == nil && r.cur != nil && r.cur != r.drained {
 			r.reading = r.cur
 		}
-		c, ch := r.reading, r.changed
-		var err error
-		if c == nil && r.state.State == StateClosed {
-			err = r.closedErr()
-		}
-		r.mu.Unlock()
-		switch {
-		case c != nil:
-			return c, nil
-		case err != nil:
-			return nil, err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+		return r.reading, r.state.State == StateClosed
+	})
 }
 
 // duplicate reports whether f is a room message at or before the last id

@@ -3,9 +3,7 @@ package protocol_test
 import (
 	"bytes"
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -186,7 +184,6 @@ func TestFramesMatchSchemas(t *testing.T) {
 // declared in the protocol package's sources (messages.go, errors.go, …).
 func protocolTypeConstants(t *testing.T) map[string]string {
 	t.Helper()
-	fset := token.NewFileSet()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -196,33 +193,7 @@ func protocolTypeConstants(t *testing.T) map[string]string {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, decl := range file.Decls {
-			gen, ok := decl.(*ast.GenDecl)
-			if !ok || gen.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range gen.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, n := range vs.Names {
-					if !strings.HasPrefix(n.Name, "Type") || i >= len(vs.Values) {
-						continue
-					}
-					lit, ok := vs.Values[i].(*ast.BasicLit)
-					if !ok || lit.Kind != token.STRING {
-						continue
-					}
-					v, err := strconv.Unquote(lit.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					consts[n.Name] = v
-				}
-			}
-		}
+		maps.Copy(consts, constValues(t, f, "Type"))
 	}
 	if len(consts) == 0 {
 		t.Fatal("no Type* constants found in the protocol package")
