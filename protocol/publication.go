@@ -86,13 +86,11 @@ func ParsePublication(data []byte, id string) (Publication, error) {
 // their first member when the publication has one. The publisher's
 // contents are written as they are, never parsed again.
 func (p Publication) Frame() []byte {
-	channel, _ := marshal(p.Channel) // strings always marshal
-	typ, _ := marshal(p.Type)
-	b := make([]byte, 0, len(p.Contents)+len(channel)+len(typ)+len(p.ID)+48)
+	b := make([]byte, 0, len(p.Contents)+len(p.Channel)+len(p.Type)+len(p.ID)+56)
 	b = append(b, `{"channel":`...)
-	b = append(b, channel...)
+	b = appendString(b, p.Channel)
 	b = append(b, `,"message":{"type":`...)
-	b = append(b, typ...)
+	b = appendString(b, p.Type)
 	b = append(b, `,"contents":`...)
 	b = p.appendContents(b)
 	return append(b, "}}"...)
@@ -109,14 +107,28 @@ func (p Publication) appendContents(b []byte) []byte {
 	if p.ID == "" {
 		return append(b, p.Contents...)
 	}
-	id, _ := marshal(p.ID)
 	b = append(b, `{"id":`...)
-	b = append(b, id...)
+	b = appendString(b, p.ID)
 	members := bytes.TrimSpace(p.Contents[1:]) // after the '{' ParsePublication checked
 	if len(members) > 0 && members[0] != '}' {
 		b = append(b, ',')
 	}
 	return append(b, members...)
+}
+
+// appendString appends s as a JSON string. Names and ids are plain ASCII
+// and are copied as they are; anything else goes through encoding/json
+// (without HTML escaping, as every frame).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			quoted, _ := marshal(s) // a string always marshals
+			return append(b, quoted...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // UserTemplate is a publication about one user that only the broker can
