@@ -153,7 +153,10 @@ func NewBroker(cfg config.Config, log *slog.Logger) (Broker, error) {
 
 // BrokerOptions are the broker settings in cfg.
 func BrokerOptions(cfg config.Config) broker.Options {
-	return broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL, LargeRoom: cfg.LargeRoom}
+	return broker.Options{
+		HistorySize: cfg.HistorySize, HistoryBytes: cfg.HistoryBytes, MemoryBytes: cfg.MemoryHistoryBytes,
+		HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL, LargeRoom: cfg.LargeRoom,
+	}
 }
 
 // redactURL hides a password in a Redis URL before it is logged.
