@@ -46,7 +46,7 @@ func fillRoom(t *testing.T, url, room string, n, size int) []string {
 	pad := strings.Repeat("x", size-6)
 	ids := make([]string, n)
 	for i := range n {
-		text := strconv.Itoa(100000+i)[1:] + "-" + pad
+		text := strconv.Itoa(100000 + i)[1:] + "-" + pad
 		w.Say(room, text)
 		ids[i] = w.ExpectRoomMessage(room, "writer", text).ID
 	}
