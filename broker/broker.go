@@ -128,6 +128,9 @@ type Message struct {
 	Except string
 	// Data is the encoded envelope. Subscribers must not modify it.
 	Data []byte
+	// Size is the length of the stored data. History sets it on every
+	// message it returns, also when HistoryQuery.IDsOnly leaves Data nil.
+	Size int
 	// Gap, with no Data, tells a node's subscribers that stored messages of
 	// the topic were published while the node could not receive them, more
 	// than it replays by itself: they must catch up from history.
@@ -146,12 +149,15 @@ type PublishResult struct {
 // bounds. With Since the page runs forward from it; otherwise it holds the
 // newest messages before Before (or before the end). Limit <= 0 means all.
 // MaxBytes > 0 also ends the page before its messages' data passes that
-// many bytes (a page always holds at least one message).
+// many bytes (a page always holds at least one message). IDsOnly returns
+// the same page with each message's ID and Size but no Data: a cheap probe
+// of what a range holds before reading it.
 type HistoryQuery struct {
 	Since    string
 	Before   string
 	Limit    int
 	MaxBytes int
+	IDsOnly  bool
 }
 
 // HistoryPage holds stored messages, oldest first.
@@ -204,6 +210,15 @@ var (
 type Options struct {
 	// HistorySize bounds each topic's stream; 0 turns history off.
 	HistorySize int
+	// HistoryBytes bounds the data bytes of each topic's stream: storing a
+	// message evicts the topic's oldest ones while the stream is over it
+	// (the newest message is always kept). 0: no byte bound.
+	HistoryBytes int
+	// MemoryBytes bounds the data bytes the Memory broker keeps across all
+	// topics: storing a message evicts the oldest messages of any topic
+	// (by id time) while the total is over it. Redis ignores it: its
+	// maxmemory bounds the whole store. 0: no bound.
+	MemoryBytes int
 	// HistoryTTL drops a topic's stream this long after its last message.
 	HistoryTTL time.Duration
 	// PresenceTTL is how long a presence entry lives without a heartbeat;
@@ -216,4 +231,7 @@ type Options struct {
 }
 
 // DefaultOptions are the documented defaults.
-var DefaultOptions = Options{HistorySize: 1000, HistoryTTL: 24 * time.Hour, PresenceTTL: 30 * time.Second}
+var DefaultOptions = Options{
+	HistorySize: 1000, HistoryBytes: 4 << 20, MemoryBytes: 256 << 20,
+	HistoryTTL: 24 * time.Hour, PresenceTTL: 30 * time.Second,
+}

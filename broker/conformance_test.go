@@ -20,9 +20,6 @@ type backend struct {
 	newNode func(t *testing.T, opts Options) Broker
 	// multiNode is true when brokers from newNode share state.
 	multiNode bool
-	// approximateTrim is true when a stream may keep more than HistorySize
-	// entries for a while (Redis MAXLEN ~).
-	approximateTrim bool
 }
 
 // node is a started broker with its deliveries collected.
@@ -206,15 +203,12 @@ func runConformance(t *testing.T, be backend) {
 		opts.HistorySize = 10
 		n := startNode(t, be, opts)
 		total := 30
-		if be.approximateTrim {
-			total = 400 // Redis trims whole stream nodes of 100 entries
-		}
 		var ids []string
 		for i := range total {
 			ids = append(ids, must[PublishResult](t)(n.Publish(ctx, Message{Topic: "trim", Data: fmt.Appendf(nil, "%d", i)}, true)).ID)
 		}
 		all := idsOf(must[HistoryPage](t)(n.History(ctx, "trim", HistoryQuery{})).Messages)
-		if len(all) < opts.HistorySize || len(all) >= total {
+		if len(all) != opts.HistorySize {
 			t.Fatalf("retained %d of %d with HistorySize %d", len(all), total, opts.HistorySize)
 		}
 		if !slices.Equal(all, ids[total-len(all):]) {
@@ -229,6 +223,8 @@ func runConformance(t *testing.T, be backend) {
 			t.Errorf("since the oldest retained id: recovered=%v with %d messages, want true with %d", page.Recovered, len(page.Messages), len(all)-1)
 		}
 	})
+
+	runHistoryBounds(t, be)
 
 	t.Run("HistoryExpires", func(t *testing.T) {
 		opts := testOpts

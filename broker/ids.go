@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -66,4 +67,20 @@ func validateQuery(q HistoryQuery) error {
 		}
 	}
 	return nil
+}
+
+// IDBefore returns the greatest id older than id: a Since bound that reads
+// from id itself. It reports false for an invalid id or "0-0", which has
+// none before it.
+func IDBefore(id string) (string, bool) {
+	p, err := parseID(id)
+	switch {
+	case err != nil || p == (streamID{}):
+		return "", false
+	case p.seq > 0:
+		p.seq--
+	default:
+		p.ms, p.seq = p.ms-1, math.MaxUint64
+	}
+	return p.String(), true
 }

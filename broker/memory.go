@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"container/heap"
 	"context"
 	"slices"
 	"sort"
@@ -23,6 +24,8 @@ type Memory struct {
 	topics   map[string]*memTopic
 	presence map[string]map[string]map[string]struct{} // topic → user → connections
 	claims   map[string]time.Time                      // key → expiry
+	bytes    int                                       // data bytes stored across all topics
+	oldest   topicHeap                                 // topics with stored messages, oldest head first
 	closed   bool
 	started  bool
 
@@ -36,6 +39,9 @@ type memTopic struct {
 	publishMu  sync.Mutex
 	subscribed bool
 	entries    []Message // oldest first, at most HistorySize
+	head       streamID  // id of entries[0], when there is one
+	bytes      int       // data bytes in entries
+	heapIndex  int       // position in Memory.oldest, -1 when not there
 	last       streamID  // newest id ever assigned
 	expires    time.Time
 }
@@ -118,6 +124,7 @@ func (m *Memory) sweep() {
 // expireLocked forgets a stream whose TTL passed, as Redis drops the key.
 func (m *Memory) expireLocked(t *memTopic, now time.Time) {
 	if !t.expires.IsZero() && !now.Before(t.expires) {
+		m.dropOldestLocked(t, len(t.entries))
 		t.entries, t.last, t.expires = nil, streamID{}, time.Time{}
 	}
 }
@@ -125,9 +132,89 @@ func (m *Memory) expireLocked(t *memTopic, now time.Time) {
 func (m *Memory) topicLocked(name string) *memTopic {
 	t := m.topics[name]
 	if t == nil {
-		t = &memTopic{}
+		t = &memTopic{heapIndex: -1}
 		m.topics[name] = t
 	}
+	return t
+}
+
+// storeLocked appends msg (its ID set) to t's stream, then evicts what the
+// bounds exclude: t's oldest messages beyond HistorySize or HistoryBytes,
+// then the oldest messages of any topic while the node is over
+// MemoryBytes. The message just stored is never evicted.
+func (m *Memory) storeLocked(t *memTopic, msg Message, id streamID) {
+	msg.Size = len(msg.Data)
+	t.entries = append(t.entries, msg)
+	t.bytes += msg.Size
+	m.bytes += msg.Size
+	if t.heapIndex < 0 {
+		t.head = id
+		heap.Push(&m.oldest, t)
+	}
+	drop := max(len(t.entries)-m.opts.HistorySize, 0)
+	bytes := t.bytes
+	for _, e := range t.entries[:drop] {
+		bytes -= e.Size
+	}
+	for m.opts.HistoryBytes > 0 && bytes > m.opts.HistoryBytes && drop < len(t.entries)-1 {
+		bytes -= t.entries[drop].Size
+		drop++
+	}
+	m.dropOldestLocked(t, drop)
+	for m.opts.MemoryBytes > 0 && m.bytes > m.opts.MemoryBytes {
+		victim := m.oldest[0]
+		if victim == t && len(t.entries) == 1 {
+			break
+		}
+		m.dropOldestLocked(victim, 1)
+	}
+}
+
+// dropOldestLocked removes t's n oldest messages (none if n <= 0).
+func (m *Memory) dropOldestLocked(t *memTopic, n int) {
+	if n <= 0 {
+		return
+	}
+	for _, e := range t.entries[:n] {
+		t.bytes -= e.Size
+		m.bytes -= e.Size
+	}
+	t.entries = slices.Delete(t.entries, 0, n)
+	if len(t.entries) == 0 {
+		if t.heapIndex >= 0 {
+			heap.Remove(&m.oldest, t.heapIndex)
+		}
+		return
+	}
+	t.head, _ = parseID(t.entries[0].ID)
+	heap.Fix(&m.oldest, t.heapIndex)
+}
+
+// topicHeap orders the topics that store messages by their oldest one's
+// id, so that the node-wide bound evicts the oldest message of any topic.
+type topicHeap []*memTopic
+
+func (h topicHeap) Len() int           { return len(h) }
+func (h topicHeap) Less(i, j int) bool { return h[i].head.less(h[j].head) }
+func (h topicHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+
+// Push adds a topic; it is heap.Interface's, not for direct use.
+func (h *topicHeap) Push(x any) {
+	t := x.(*memTopic)
+	t.heapIndex = len(*h)
+	*h = append(*h, t)
+}
+
+// Pop removes the last topic; it is heap.Interface's, not for direct use.
+func (h *topicHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	t.heapIndex = -1
+	*h = old[:len(old)-1]
 	return t
 }
 
@@ -179,10 +266,7 @@ func (m *Memory) Publish(ctx context.Context, msg Message, withHistory bool) (Pu
 		t.last = id
 		msg.ID = id.String()
 		msg.Data = slices.Clone(msg.Data)
-		t.entries = append(t.entries, msg)
-		if over := len(t.entries) - m.opts.HistorySize; over > 0 {
-			t.entries = slices.Delete(t.entries, 0, over)
-		}
+		m.storeLocked(t, msg, id)
 		t.expires = now.Add(m.opts.HistoryTTL)
 	}
 	subscribed := t.subscribed
@@ -279,6 +363,11 @@ func pageOf(entries []Message, q HistoryQuery) HistoryPage {
 		}
 	}
 	page.Messages = slices.Clone(entries[lo:hi])
+	if q.IDsOnly {
+		for i := range page.Messages {
+			page.Messages[i].Data = nil
+		}
+	}
 	if q.Since != "" && len(entries) > 0 {
 		since, _ := parseID(q.Since)
 		first, _ := parseID(entries[0].ID)

@@ -164,6 +164,9 @@ func (r *Redis) channel(topic string) string { return r.key(topic, "") }
 
 func (r *Redis) streamKey(topic string) string { return r.key(topic, ":history") }
 
+// streamBytesKey counts the data bytes of topic's stream (publishScript).
+func (r *Redis) streamBytesKey(topic string) string { return r.key(topic, ":history:bytes") }
+
 // errOpTimeout is the cause of an operation that ran past OpTimeout.
 var errOpTimeout = errors.New("redis operation timed out")
 
@@ -220,8 +223,9 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 	defer cancel()
 	ch := r.channel(msg.Topic)
 	if withHistory && r.opts.HistorySize > 0 {
-		res, err := publishScript.Run(ctx, r.client, []string{r.streamKey(msg.Topic)},
-			ch, msg.Data, msg.Except, r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(), r.publishCommand()).Slice()
+		keys := []string{r.streamKey(msg.Topic), r.streamBytesKey(msg.Topic)}
+		res, err := publishScript.Run(ctx, r.client, keys, ch, msg.Data, msg.Except,
+			r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(), r.publishCommand(), r.opts.HistoryBytes).Slice()
 		if err != nil {
 			return PublishResult{}, fail(ctx, err)
 		}
@@ -262,7 +266,11 @@ func (r *Redis) History(ctx context.Context, topic string, q HistoryQuery) (Hist
 	if q.Limit > 0 {
 		count = q.Limit + 1 // one more tells whether the page is complete
 	}
-	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count, q.MaxBytes).Slice()
+	mode := "data"
+	if q.IDsOnly {
+		mode = "ids"
+	}
+	res, err := historyScript.Run(ctx, r.client, []string{r.streamKey(topic)}, dir, start, end, count, q.MaxBytes, mode).Slice()
 	if err != nil {
 		return HistoryPage{}, fail(ctx, err)
 	}
@@ -281,13 +289,18 @@ func parseHistory(topic string, res []any, q HistoryQuery) (HistoryPage, error) 
 	full, _ := res[2].(int64)
 	page := HistoryPage{Complete: full == 0, Messages: make([]Message, 0, len(rows))}
 	for _, row := range rows {
-		pair, ok := row.([]any)
-		if !ok || len(pair) != 2 {
+		entry, ok := row.([]any)
+		if !ok || len(entry) != 3 {
 			return bad()
 		}
-		id, _ := pair[0].(string)
-		data, _ := pair[1].(string)
-		page.Messages = append(page.Messages, Message{Topic: topic, ID: id, Data: []byte(data)})
+		id, _ := entry[0].(string)
+		data, _ := entry[1].(string)
+		size, _ := entry[2].(int64)
+		m := Message{Topic: topic, ID: id, Size: int(size)}
+		if !q.IDsOnly {
+			m.Data = []byte(data)
+		}
+		page.Messages = append(page.Messages, m)
 	}
 	if q.Limit > 0 && len(page.Messages) > q.Limit {
 		page.Complete = false

@@ -6,15 +6,68 @@ import "github.com/redis/go-redis/v9"
 // each runs on one Redis Cluster shard. Times come from the Redis server's
 // clock (TIME), so nodes with skewed clocks agree on presence expiry.
 
+// luaEntrySize defines entrySize(row), the data bytes of a stream entry
+// as XRANGE returns it ({id, {field, value, ...}}): what the byte bounds
+// count.
+const luaEntrySize = `local function entrySize(row)
+  for j = 1, #row[2], 2 do
+    if row[2][j] == 'd' then return #row[2][j+1] end
+  end
+  return 0
+end
+`
+
 // publishScript appends a message to its topic's stream and publishes it
-// with the assigned id in one atomic step.
+// with the assigned id in one atomic step. It keeps the stream within
+// MAXLEN entries and, with a byte bound, within that many data bytes,
+// evicting the oldest entries first (the new one is always kept). The
+// stream's data bytes are counted in a companion key, updated in the same
+// step; a stream found without one (stored before byte bounds, or the key
+// lost) is counted once in full.
 //
-// KEYS[1] stream; ARGV[1] pub/sub channel, ARGV[2] data, ARGV[3] except,
-// ARGV[4] MAXLEN, ARGV[5] TTL in ms, ARGV[6] "publish" or "spublish".
-// Returns {id, receivers}.
-var publishScript = redis.NewScript(luaPayload + `
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'd', ARGV[2])
+// KEYS[1] stream, KEYS[2] its byte count; ARGV[1] pub/sub channel, ARGV[2]
+// data, ARGV[3] except, ARGV[4] MAXLEN, ARGV[5] TTL in ms, ARGV[6]
+// "publish" or "spublish", ARGV[7] byte bound (0: none). Returns {id,
+// receivers}.
+var publishScript = redis.NewScript(luaPayload + luaEntrySize + `
+local function scan(from)
+  return redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 100)
+end
+local bytes = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  bytes = tonumber(redis.call('GET', KEYS[2]) or '')
+  if not bytes then
+    bytes = 0
+    local from = '-'
+    while true do
+      local rows = scan(from)
+      for _, row in ipairs(rows) do bytes = bytes + entrySize(row) end
+      if #rows < 100 then break end
+      from = '(' .. rows[#rows][1]
+    end
+  end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[2])
+bytes = bytes + #ARGV[2]
+local len = redis.call('XLEN', KEYS[1])
+local maxlen, cap = tonumber(ARGV[4]), tonumber(ARGV[7])
+local function over()
+  return len > 1 and (len > maxlen or (cap > 0 and bytes > cap))
+end
+if over() then
+  local keep, from = nil, '-'
+  while not keep do
+    local rows = scan(from)
+    for _, row in ipairs(rows) do
+      if not over() then keep = row[1] break end
+      bytes, len = bytes - entrySize(row), len - 1
+    end
+    from = '(' .. rows[#rows][1]
+  end
+  redis.call('XTRIM', KEYS[1], 'MINID', keep)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SET', KEYS[2], bytes, 'PX', ARGV[5])
 local n = redis.call(ARGV[6], ARGV[1], payload(id, ARGV[3], ARGV[2]))
 return {id, n}
 `)
@@ -25,17 +78,17 @@ return {id, n}
 // that a request cannot make Redis build a huge reply.
 //
 // KEYS[1] stream; ARGV[1] "fwd" or "rev", ARGV[2] start, ARGV[3] end,
-// ARGV[4] count (0: all), ARGV[5] byte budget (0: none). Returns {firstID,
-// entries, full} where firstID is "" for a missing stream, entries are
-// {id, data} pairs in the order read, and full is 1 when the budget cut
-// the page.
-var historyScript = redis.NewScript(`
+// ARGV[4] count (0: all), ARGV[5] byte budget (0: none), ARGV[6] "ids" to
+// leave the data out. Returns {firstID, entries, full} where firstID is ""
+// for a missing stream, entries are {id, data, size} in the order read
+// (data "" with "ids"), and full is 1 when the budget cut the page.
+var historyScript = redis.NewScript(luaEntrySize + `
 local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if #head == 0 then
   return {'', {}, 0}
 end
 local dir, lo, hi = ARGV[1], ARGV[2], ARGV[3]
-local count, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local count, budget, idsOnly = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == 'ids'
 local out, bytes, full = {}, 0, 0
 while true do
   local n = 100
@@ -54,7 +107,8 @@ while true do
       break
     end
     bytes = bytes + #data
-    out[#out+1] = {row[1], data}
+    if idsOnly then out[#out+1] = {row[1], '', #data}
+    else out[#out+1] = {row[1], data, #data} end
   end
   if full == 1 or #rows < n then break end
   local last = rows[#rows][1]

@@ -17,8 +17,7 @@ import (
 
 func redisBackend(t *testing.T, url string, cluster []string) backend {
 	return backend{
-		multiNode:       true,
-		approximateTrim: true,
+		multiNode: true,
 		newNode: func(t *testing.T, opts Options) Broker {
 			b, err := NewRedis(RedisOptions{Options: opts, URL: url, ClusterAddrs: cluster, Prefix: "test:" + t.Name() + ":", OpTimeout: 3 * time.Second})
 			if err != nil {

@@ -74,9 +74,15 @@ type Limits struct {
 	// HistoryPageBytes ends a History page early (complete: false) so that
 	// one answer never outgrows a connection's send queue.
 	HistoryPageBytes int
-	// ReplayBytes bounds what one resume replays (and holds in memory);
-	// beyond it the client gets the newest messages and recovered: false.
+	// ReplayBytes bounds what one resume replays in all; beyond it the
+	// client gets the newest messages and recovered: false.
 	ReplayBytes int
+	// ReplayPageBytes bounds one page of a replay: what one resume holds
+	// in memory at a time (a page always holds at least one message).
+	ReplayPageBytes int
+	// ReplayMemory bounds the bytes all of a node's resumes hold in memory
+	// at once; a resume waits for its page's share.
+	ReplayMemory int
 	// OpTimeout bounds waiting for a room's subscription, including behind
 	// other joiners of the same room.
 	OpTimeout time.Duration

@@ -3,6 +3,7 @@ package channels
 import (
 	"context"
 	"log/slog"
+	"math"
 	"unicode"
 	"unicode/utf8"
 
@@ -29,16 +30,31 @@ type ChatRoom struct {
 	history historian
 	rosters *rosterCache
 	log     *slog.Logger
+	// replayBudget bounds the history all of the node's resumes hold in
+	// memory at once (REPLAY_MEMORY).
+	replayBudget *ReplayBudget
 }
 
-// NewChatRoom returns the chat-room channel.
+// NewChatRoom returns the chat-room channel. Limits left at zero that
+// bound replays (ReplayPageBytes, ReplayMemory) do not bound them.
 func NewChatRoom(b Broker, hub Hub, limits Limits, log *slog.Logger) *ChatRoom {
+	if limits.ReplayPageBytes <= 0 {
+		limits.ReplayPageBytes = math.MaxInt
+	}
+	if limits.ReplayMemory <= 0 {
+		limits.ReplayMemory = math.MaxInt
+	}
 	return &ChatRoom{
 		broker: b, hub: hub, limits: limits, log: log,
-		history: historian{broker: b, limits: limits},
-		rosters: newRosterCache(rosterTTL),
+		history:      historian{broker: b, limits: limits},
+		rosters:      newRosterCache(rosterTTL),
+		replayBudget: NewReplayBudget(limits.ReplayMemory),
 	}
 }
+
+// ReplayBudget is the node-wide budget resumes take their pages from; its
+// InUse is the history held in memory by replays right now.
+func (cr *ChatRoom) ReplayBudget() *ReplayBudget { return cr.replayBudget }
 
 // Handle takes JoinRoom, LeaveRoom, SendMessage, GetHistory and
 // GetMembers. Errors about a room name it (clients that sent a ref see

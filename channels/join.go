@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"slices"
 
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/protocol"
@@ -65,23 +66,16 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, ref string, req protocol
 	if err != nil {
 		return err
 	}
-	replay, recovered, err := cr.replay(ctx, topic, req.Since)
+	plan, recovered, err := cr.planReplay(ctx, topic, req.Since)
 	if err != nil {
 		return err
 	}
 	if err := cr.sendJoinAck(ctx, c, ref, list, recovered); err != nil {
 		return err
 	}
-	after := req.Since
-	for _, m := range replay {
-		pub, err := protocol.ParsePublication(m.Data, m.ID)
-		if err != nil {
-			return err
-		}
-		if err := c.Send(ctx, pub.Frame()); err != nil {
-			return err
-		}
-		after = m.ID
+	after, err := cr.replay(ctx, c, topic, req.Since, plan, recovered != nil && *recovered)
+	if err != nil {
+		return err
 	}
 	// Hand over to live delivery: what arrived during the replay, minus
 	// what the replay (or the client, before since) already had.
@@ -101,13 +95,14 @@ func (cr *ChatRoom) join(ctx context.Context, c Client, ref string, req protocol
 	}
 }
 
-// replay reads what a resuming joiner missed after since: at most
-// HISTORY_MAX_PAGE messages and ReplayBytes of them. When more was
-// missed, it returns the newest ones within those bounds and recovered
-// false: the client has a gap it can fill with GetHistory before the
-// oldest replayed id. recovered is nil when the client did not ask to
-// resume.
-func (cr *ChatRoom) replay(ctx context.Context, topic, since string) ([]broker.Message, *bool, error) {
+// planReplay decides, before anything is sent, what a resuming joiner
+// gets replayed: what it missed after since, at most HISTORY_MAX_PAGE
+// messages and ReplayBytes of them. When more was missed, the plan is the
+// newest messages within those bounds and recovered is false: the client
+// has a gap it can fill with GetHistory before the oldest replayed id. The
+// plan holds ids and sizes only (an IDs-only probe), not the data.
+// recovered is nil when the client did not ask to resume.
+func (cr *ChatRoom) planReplay(ctx context.Context, topic, since string) ([]broker.Message, *bool, error) {
 	if since == "" {
 		return nil, nil, nil
 	}
@@ -115,7 +110,7 @@ func (cr *ChatRoom) replay(ctx context.Context, topic, since string) ([]broker.M
 	if !cr.limits.HistoryEnabled {
 		return nil, &recovered, nil
 	}
-	bounds := broker.HistoryQuery{Limit: cr.limits.HistoryMaxPage, MaxBytes: cr.limits.ReplayBytes}
+	bounds := broker.HistoryQuery{Limit: cr.limits.HistoryMaxPage, MaxBytes: cr.limits.ReplayBytes, IDsOnly: true}
 	forward := bounds
 	forward.Since = since
 	page, err := cr.broker.History(ctx, topic, forward)
@@ -131,6 +126,98 @@ func (cr *ChatRoom) replay(ctx context.Context, topic, since string) ([]broker.M
 	}
 	recovered = page.Recovered
 	return page.Messages, &recovered, nil
+}
+
+// replay sends c the messages of plan, page by page: each page is read
+// once the node's replay budget grants its bytes (at most ReplayPageBytes
+// a page, but always one message) and given back once the page is queued,
+// so a client that reads slowly holds one page, and the node at most
+// REPLAY_MEMORY, whatever the room holds. It returns the id of the last
+// message sent (since if none), from which live delivery continues.
+//
+// Messages may be evicted while the replay runs. With recovered the client
+// was promised every message of the plan: if one is gone, it is told to
+// resync (reconnect and resume) rather than left with a silent gap.
+func (cr *ChatRoom) replay(ctx context.Context, c Client, topic, since string, plan []broker.Message, recovered bool) (string, error) {
+	if len(plan) == 0 {
+		return since, nil
+	}
+	cursor := since
+	if !recovered {
+		cursor, _ = broker.IDBefore(plan[0].ID) // probed ids are valid and not 0-0
+	}
+	last := plan[len(plan)-1].ID
+	sent := since
+	for next := 0; next < len(plan); {
+		count, bytes := 0, 0
+		for _, m := range plan[next:] {
+			if count > 0 && bytes+m.Size > cr.limits.ReplayPageBytes {
+				break
+			}
+			count, bytes = count+1, bytes+m.Size
+		}
+		granted, err := cr.replayBudget.Acquire(ctx, bytes)
+		if err != nil {
+			return sent, err
+		}
+		done, err := cr.replayPage(ctx, c, topic, broker.HistoryQuery{Since: cursor, Limit: count, MaxBytes: max(bytes, 1)}, plan[next].ID, last, recovered)
+		cr.replayBudget.Release(granted)
+		if done.sent != "" {
+			sent, cursor = done.sent, done.sent
+		}
+		if err != nil || done.stop {
+			return sent, err
+		}
+		next, _ = slices.BinarySearchFunc(plan, cursor, func(m broker.Message, id string) int { return broker.CompareIDs(m.ID, id) })
+		if next < len(plan) && plan[next].ID == cursor {
+			next++
+		}
+	}
+	return sent, nil
+}
+
+// pageResult is what replayPage did: the last id it sent ("" for none),
+// and whether the replay must stop there.
+type pageResult struct {
+	sent string
+	stop bool
+}
+
+// replayPage reads one page of a replay and sends it, up to the plan's
+// last id. want is the id the page should start with.
+func (cr *ChatRoom) replayPage(ctx context.Context, c Client, topic string, q broker.HistoryQuery, want, last string, recovered bool) (pageResult, error) {
+	var res pageResult
+	page, err := cr.broker.History(ctx, topic, q)
+	if err != nil {
+		return res, brokerError(err)
+	}
+	evicted := len(page.Messages) == 0 || page.Messages[0].ID != want
+	if evicted && recovered {
+		// What the replay promised was evicted meanwhile: the client is
+		// told where its gap starts, in band, and stays.
+		cr.log.Info("history evicted during a replay; telling the client of the gap", "topic", topic, "want", want)
+		res.stop = true
+		return res, c.Send(ctx, GapFrame(topic, q.Since))
+	}
+	if len(page.Messages) == 0 {
+		res.stop = true // everything left was evicted meanwhile
+		return res, nil
+	}
+	for _, m := range page.Messages {
+		if broker.CompareIDs(m.ID, last) > 0 {
+			res.stop = true // newer than the plan: live delivery has it
+			return res, nil
+		}
+		pub, err := protocol.ParsePublication(m.Data, m.ID)
+		if err != nil {
+			return res, err
+		}
+		if err := c.Send(ctx, pub.Frame()); err != nil {
+			return res, err
+		}
+		res.sent = m.ID
+	}
+	return res, nil
 }
 
 // sendJoinAck sends the joiner the room's member list and its JoinedRoom,

@@ -69,10 +69,13 @@ type Config struct {
 	TokenTTL     time.Duration
 	TokenMaxTTL  time.Duration
 
-	HistorySize    int
-	HistoryTTL     time.Duration
-	HistoryPage    int
-	HistoryMaxPage int
+	HistorySize        int
+	HistoryBytes       int // bytes of message data kept per room (and for chat); oldest evicted first
+	MemoryHistoryBytes int // bytes of message data the in-memory broker keeps across all topics
+	HistoryTTL         time.Duration
+	HistoryPage        int
+	HistoryMaxPage     int
+	ReplayMemory       int // bytes of history all of a node's resumes may hold in memory at once
 
 	APIURI          string        // the backend's lifecycle webhook address; empty: no webhooks
 	WebhookSecret   string        // HMAC-SHA256 key signing every webhook
@@ -210,12 +213,18 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return durationIn(&c.TokenMaxTTL, v, time.Second, 24*time.Hour) }},
 	{Env: "HISTORY_SIZE", Flag: "history-size", Default: "1000", Help: "messages kept per room and for chat (0: no history)",
 		apply: func(c *Config, v string) error { return intIn(&c.HistorySize, v, 0, 1e7) }},
+	{Env: "HISTORY_BYTES", Flag: "history-bytes", Default: "4194304", Help: "bytes of message data kept per room and for chat; the oldest messages are evicted first",
+		apply: func(c *Config, v string) error { return intIn(&c.HistoryBytes, v, 1024, 1<<30) }},
+	{Env: "MEMORY_HISTORY_BYTES", Flag: "memory-history-bytes", Default: "268435456", Help: "bytes of message data the embedded in-memory broker keeps across all rooms; the oldest messages of any room are evicted first (not used with Redis)",
+		apply: func(c *Config, v string) error { return intIn(&c.MemoryHistoryBytes, v, 1024, 1<<40) }},
 	{Env: "HISTORY_TTL", Flag: "history-ttl", Default: "24h", Help: "a room's history is dropped this long after its last message",
 		apply: func(c *Config, v string) error { return durationIn(&c.HistoryTTL, v, time.Second, 365*24*time.Hour) }},
 	{Env: "HISTORY_PAGE", Flag: "history-page", Default: "50", Help: "messages per History page when the client sets no limit",
 		apply: func(c *Config, v string) error { return intIn(&c.HistoryPage, v, 1, 1e5) }},
 	{Env: "HISTORY_MAX_PAGE", Flag: "history-max-page", Default: "500", Help: "largest History page a client may ask for",
 		apply: func(c *Config, v string) error { return intIn(&c.HistoryMaxPage, v, 1, 1e6) }},
+	{Env: "REPLAY_MEMORY", Flag: "replay-memory", Default: "67108864", Help: "bytes of history all resumes on a node may hold in memory at once; a resume waits for its page's share",
+		apply: func(c *Config, v string) error { return intIn(&c.ReplayMemory, v, 64<<10, 1<<40) }},
 	{Env: "API_URI", Flag: "api-uri", Default: "", Help: "the backend's lifecycle webhook URL: POST on connect, PUT for APP_CHANNELS envelopes, DELETE after close (empty: no webhooks)", Secret: true,
 		apply: func(c *Config, v string) error { c.APIURI = v; return nil }},
 	{Env: "WEBHOOK_SECRET", Flag: "webhook-secret", Default: "", Help: "key of the HMAC-SHA256 signature every webhook carries (required with API_URI)", Secret: true,

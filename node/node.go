@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard/switchboard/auth"
@@ -105,14 +106,22 @@ func New(cfg config.Config, b Broker, log *slog.Logger) (n *Node, err error) {
 		// Half the queue: an answer always fits behind some broadcasts.
 		HistoryPageBytes: cfg.SendQueueBytes / 2,
 		ReplayBytes:      4 * cfg.SendQueueBytes,
-		LargeRoom:        cfg.LargeRoom,
-		MemberPage:       cfg.MemberPage,
-		MaxChatMessage:   cfg.MaxChatMessage,
-		MaxRoomMessage:   cfg.MaxRoomMessage,
-		ChatPublish:      cfg.ChatPublish,
+		// A quarter of the queue: a page fits behind what is queued.
+		ReplayPageBytes: cfg.SendQueueBytes / 4,
+		ReplayMemory:    cfg.ReplayMemory,
+		LargeRoom:       cfg.LargeRoom,
+		MemberPage:      cfg.MemberPage,
+		MaxChatMessage:  cfg.MaxChatMessage,
+		MaxRoomMessage:  cfg.MaxRoomMessage,
+		ChatPublish:     cfg.ChatPublish,
 	}
 	n.Ping = channels.NewPing(n.Broker, n.Hub)
 	n.Rooms = channels.NewChatRoom(n.Broker, n.Hub, limits, log)
+	replay := n.Rooms.ReplayBudget()
+	n.Metrics.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_replay_bytes",
+		Help: "Bytes of history that resumes hold in memory while they replay (at most REPLAY_MEMORY).",
+	}, func() float64 { return float64(replay.InUse()) }))
 	n.Inbox = channels.NewInbox(n.Broker, n.Hub)
 	chans := map[string]channels.Channel{
 		"chat":      channels.NewChat(n.Broker, n.Hub, limits),
@@ -153,7 +162,10 @@ func NewBroker(cfg config.Config, log *slog.Logger) (Broker, error) {
 
 // BrokerOptions are the broker settings in cfg.
 func BrokerOptions(cfg config.Config) broker.Options {
-	return broker.Options{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL, LargeRoom: cfg.LargeRoom}
+	return broker.Options{
+		HistorySize: cfg.HistorySize, HistoryBytes: cfg.HistoryBytes, MemoryBytes: cfg.MemoryHistoryBytes,
+		HistoryTTL: cfg.HistoryTTL, PresenceTTL: cfg.PresenceTTL, LargeRoom: cfg.LargeRoom,
+	}
 }
 
 // redactURL hides a password in a Redis URL before it is logged.
