@@ -167,4 +167,3 @@ func BenchmarkPresenceHeartbeat(b *testing.B) {
 	b.ReportMetric(float64(stats["evalsha"]+stats["eval"])/per, "scripts/beat")
 	b.ReportMetric(float64(commands)/per, "rediscmds/beat")
 }
-
