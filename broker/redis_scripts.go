@@ -203,11 +203,10 @@ for i = 1, n do
   redis.call('ZADD', conns, unpack(zadd))
   redis.call('PEXPIRE', conns, ttl)
   local present = redis.call('ZSCORE', KEYS[1], user)
-  local before = redis.call('ZCARD', KEYS[1])
   redis.call('ZADD', KEYS[1], 'GT', now + ttl, user)
   redis.call('ZADD', KEYS[3], 0, user)
   if not present and redis.call('ZREM', KEYS[2], user) == 1 then
-    local large = limit > 0 and before >= limit
+    local large = limit > 0 and redis.call('ZCARD', KEYS[1]) - 1 >= limit
     if frame ~= '' and not large then
       redis.call(ARGV[3], ARGV[2], payload('', first, frame))
       back = back + 1
