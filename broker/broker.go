@@ -93,7 +93,9 @@ type Presence interface {
 	Members(ctx context.Context, topic string, q MembersQuery) (MembersPage, error)
 	// SweepPresence removes the users whose connections all expired (their
 	// node stopped refreshing them), announces each with left, and returns
-	// them. Each is reported once, by whichever node sweeps first.
+	// them. Each is reported once, by whichever node sweeps first. A sweep
+	// that closely follows another of the topic (by any node) may do
+	// nothing and return no users, leaving them to a later sweep.
 	SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error)
 }
 

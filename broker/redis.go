@@ -136,6 +136,7 @@ func (r *Redis) Start(deliver func(Message)) {
 // first when they shut down gracefully.
 func (r *Redis) Close() error {
 	r.cancel()
+	r.presence.writers.close()
 	r.subs.close()
 	r.wg.Wait()
 	return r.client.Close()

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,10 +14,13 @@ import (
 // Redis calls happen outside it. A removal waits for a heartbeat in flight
 // (inBeat is closed when it ends), so the beat cannot re-add an entry the
 // removal has just taken out; joins and other Redis calls never wait.
+// Joins, leaves and sweeps go to Redis through the writers (group commit,
+// redis_presence_writer.go).
 type presenceTracker struct {
-	mu     sync.Mutex
-	local  map[presenceEntry][]byte // → JoinedRoom frame
-	inBeat chan struct{}            // non-nil while a heartbeat runs
+	mu      sync.Mutex
+	local   map[presenceEntry][]byte // → JoinedRoom frame
+	inBeat  chan struct{}            // non-nil while a heartbeat runs
+	writers presenceWriters
 }
 
 type presenceEntry struct{ topic, user, conn string }
@@ -34,18 +36,37 @@ func (r *Redis) presenceKeys(topic, user string) []string {
 // announces it again if it comes back from a partition.
 func (r *Redis) sweptMemory() time.Duration { return 10 * r.opts.PresenceTTL }
 
+// sweepLock is how long a sweep of a topic keeps every other sweep of it
+// (by any node) from running: a little less than the interval at which
+// nodes sweep (PresenceTTL/3), so that about one node does the work per
+// interval, and the node that did it can do it again the next time.
+func (r *Redis) sweepLock() time.Duration { return max(r.opts.PresenceTTL*3/10, time.Millisecond) }
+
+// activeMark names topic for the writer to add to the index of active
+// topics, in a cluster, where the presence scripts cannot (rooms.go).
+func (r *Redis) activeMark(topic string) string {
+	if r.cluster == nil {
+		return ""
+	}
+	return topic
+}
+
 // AddPresence records that conn (of user) is present on topic. When user
 // was not present on any node, joined is published on the topic (to every
-// subscriber but conn) and first is true.
+// subscriber but conn) and first is true. Joins arriving together are sent
+// to Redis together (see presenceWriter).
 func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	n, err := presenceAddScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom, topic).Int()
+	cmd, err := r.presenceCall(ctx, topic, &presenceOp{
+		script: presenceAddScript, keys: r.presenceKeys(topic, user), active: r.activeMark(topic),
+		args: []any{user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom, topic},
+	})
 	if err != nil {
-		return false, fail(ctx, err)
+		return false, err
 	}
-	if err := r.markActive(ctx, r.client, topic); err != nil {
+	n, err := cmd.Int()
+	if err != nil {
 		return false, unavailable(err)
 	}
 	r.presence.mu.Lock()
@@ -56,7 +77,7 @@ func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joine
 
 // RemovePresence forgets conn on topic. When user has no live connection
 // left there, on any node, left is published on the topic and last is
-// true.
+// true. Leaves arriving together are sent to Redis together.
 func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, left []byte) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
@@ -71,10 +92,16 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 			return false, fail(ctx, ctx.Err())
 		}
 	}
-	n, err := presenceRemoveScript.Run(ctx, r.client, r.presenceKeys(topic, user),
-		user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom, topic).Int()
+	cmd, err := r.presenceCall(ctx, topic, &presenceOp{
+		script: presenceRemoveScript, keys: r.presenceKeys(topic, user),
+		args: []any{user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom, topic},
+	})
 	if err != nil {
-		return false, fail(ctx, err)
+		return false, err
+	}
+	n, err := cmd.Int()
+	if err != nil {
+		return false, unavailable(err)
 	}
 	return n == 1, nil
 }
@@ -82,13 +109,26 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 // SweepPresence removes the users whose every connection on topic expired
 // (their node crashed, or stopped refreshing), publishing left's frame for
 // each, and returns them. Each expired user is removed, and announced,
-// once, by whichever node sweeps first.
+// once, by whichever node sweeps first. A sweep takes a short lock on the
+// topic in Redis (sweepLock): while another sweep of the topic, by any
+// node, holds it, a sweep does nothing and returns no users, leaving them
+// to the next one. Sweeps of many topics at once share round trips.
 func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	users, err := presenceSweepScript.Run(ctx, r.client, r.withActiveKey([]string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names")}),
-		r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom, topic).StringSlice()
-	return users, fail(ctx, err)
+	keys := r.withActiveKey([]string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names"), r.key(topic, ":sweeping")})
+	cmd, err := r.presenceCall(ctx, topic, &presenceOp{
+		script: presenceSweepScript, keys: keys,
+		args: []any{r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom, topic, r.sweepLock().Milliseconds()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	users, err := cmd.StringSlice()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return users, nil
 }
 
 // Members lists a page of the users with a live connection on topic, in
@@ -130,16 +170,53 @@ func (p *presenceTracker) heartbeatLoop(r *Redis) func() {
 	}
 }
 
-// heartbeatBatch is how many entries one pipeline refreshes.
-const heartbeatBatch = 1000
+// heartbeatBatch is how many entries one pipeline refreshes, and
+// refreshChunk how many one script call refreshes (bounding how long one
+// call holds Redis in a big room).
+const (
+	heartbeatBatch = 1000
+	refreshChunk   = 500
+)
 
+// roomBeat is what one refresh script call renews: some of this node's
+// users of one topic, each with its connections and JoinedRoom frame.
+type roomBeat struct {
+	topic   string
+	users   []string
+	conns   [][]string
+	joined  [][]byte
+	entries int
+}
+
+// beat refreshes every entry of this node: one script call per topic (per
+// refreshChunk entries of it), pipelined across topics heartbeatBatch
+// entries at a time.
 func (p *presenceTracker) beat(r *Redis) error {
 	p.mu.Lock()
-	entries := make([]presenceEntry, 0, len(p.local))
-	joined := make([][]byte, 0, len(p.local))
+	type userKey struct{ topic, user string }
+	type slot struct {
+		beat *roomBeat
+		i    int
+	}
+	byUser := make(map[userKey]slot) // where each user's connections go
+	byTopic := make(map[string][]*roomBeat)
 	for e, frame := range p.local {
-		entries = append(entries, e)
-		joined = append(joined, frame)
+		s, ok := byUser[userKey{e.topic, e.user}]
+		if !ok {
+			beats := byTopic[e.topic]
+			if len(beats) == 0 || beats[len(beats)-1].entries >= refreshChunk {
+				beats = append(beats, &roomBeat{topic: e.topic})
+				byTopic[e.topic] = beats
+			}
+			b := beats[len(beats)-1]
+			b.users = append(b.users, e.user)
+			b.conns = append(b.conns, nil)
+			b.joined = append(b.joined, frame)
+			s = slot{b, len(b.users) - 1}
+			byUser[userKey{e.topic, e.user}] = s
+		}
+		s.beat.conns[s.i] = append(s.beat.conns[s.i], e.conn)
+		s.beat.entries++
 	}
 	done := make(chan struct{})
 	p.inBeat = done
@@ -152,38 +229,63 @@ func (p *presenceTracker) beat(r *Redis) error {
 	}()
 
 	var firstErr error
-	for start := 0; start < len(entries); start += heartbeatBatch {
-		end := min(start+heartbeatBatch, len(entries))
-		if err := p.refresh(r, entries[start:end], joined[start:end]); err != nil && firstErr == nil {
-			firstErr = err // go on: other batches may live on healthy shards
+	var lot []*roomBeat
+	entries := 0
+	flush := func() {
+		if len(lot) == 0 {
+			return
+		}
+		if err := p.refresh(r, lot); err != nil && firstErr == nil {
+			firstErr = err // go on: other lots may live on healthy shards
+		}
+		lot, entries = nil, 0
+	}
+	for _, beats := range byTopic {
+		for _, b := range beats {
+			lot = append(lot, b)
+			entries += b.entries
+			if entries >= heartbeatBatch {
+				flush()
+			}
 		}
 	}
-
+	flush()
 	return firstErr
 }
 
-// refresh upserts one batch of entries in a pipeline; a user Redis no
-// longer had (swept during a partition, or lost in a restart) is announced
-// again. A Redis that lost its scripts gets them loaded again and the
-// batch retried.
-func (p *presenceTracker) refresh(r *Redis, batch []presenceEntry, joined [][]byte) error {
+// refresh upserts a lot of rooms' entries in one pipeline; a user Redis no
+// longer had that a sweep had announced gone (a partition outlasted the
+// TTL) is announced again. A Redis that lost its scripts gets them loaded
+// again and the lot retried (refreshing is idempotent).
+func (p *presenceTracker) refresh(r *Redis, lot []*roomBeat) error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
 	defer cancel()
 	ttl := r.opts.PresenceTTL.Milliseconds()
 	run := func() error {
 		_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, e := range batch {
-				presenceAddScript.EvalSha(ctx, pipe, r.presenceKeys(e.topic, e.user),
-					e.user, e.conn, ttl, r.channel(e.topic), joined[i], e.conn, r.publishCommand(), "refresh", r.opts.LargeRoom, e.topic)
-				_ = r.markActive(ctx, pipe, e.topic)
+			for _, b := range lot {
+				keys := make([]string, 0, 4+len(b.users))
+				keys = append(keys, r.key(b.topic, ":users"), r.key(b.topic, ":swept"), r.key(b.topic, ":names"))
+				args := make([]any, 0, 6+2*len(b.users)+b.entries)
+				args = append(args, ttl, r.channel(b.topic), r.publishCommand(), r.opts.LargeRoom, b.topic, len(b.users))
+				for i, user := range b.users {
+					keys = append(keys, r.key(b.topic, ":conns:"+user))
+					args = append(args, user, len(b.conns[i]))
+					for _, conn := range b.conns[i] {
+						args = append(args, conn)
+					}
+					args = append(args, b.joined[i])
+				}
+				presenceRefreshScript.EvalSha(ctx, pipe, r.withActiveKey(keys), args...)
+				_ = r.markActive(ctx, pipe, b.topic)
 			}
 			return nil
 		})
 		return err
 	}
 	err := run()
-	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
-		if err = presenceAddScript.Load(ctx, r.client).Err(); err == nil {
+	if isNoScript(err) {
+		if err = presenceRefreshScript.Load(ctx, r.client).Err(); err == nil {
 			err = run()
 		}
 	}

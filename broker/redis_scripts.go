@@ -221,16 +221,73 @@ end
 return {count, out}
 `)
 
+// presenceRefreshScript is the heartbeat of one node in one topic: it
+// refreshes many users' entries, each with its connections, in one call.
+// For each user it does what presenceAddScript does with "refresh": a
+// user missing from the users set is announced again only if a sweep had
+// announced it gone (and the topic is not large), with the user's first
+// connection as except.
+//
+// KEYS[1] users, KEYS[2] swept, KEYS[3] names, KEYS[3+i] the conns of
+// the i-th user; KEYS[4+n], only with a single Redis, the index of active
+// topics, which the topic (ARGV[5]) enters. ARGV[1] TTL ms, ARGV[2]
+// channel, ARGV[3] "publish" or "spublish", ARGV[4] large-topic
+// threshold, ARGV[6] n, the number of users; then for each user: the
+// user, the number of its connections c, c connections, its JoinedRoom
+// frame. Returns how many users were announced again.
+var presenceRefreshScript = redis.NewScript(luaPayload + `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+local limit = tonumber(ARGV[4])
+local n = tonumber(ARGV[6])
+local a, back = 7, 0
+for i = 1, n do
+  local user, c = ARGV[a], tonumber(ARGV[a + 1])
+  local conns = KEYS[3 + i]
+  local first = ARGV[a + 2]
+  local zadd = {}
+  for j = 1, c do
+    zadd[#zadd + 1] = now + ttl
+    zadd[#zadd + 1] = ARGV[a + 1 + j]
+  end
+  local frame = ARGV[a + 2 + c]
+  a = a + 3 + c
+  redis.call('ZREMRANGEBYSCORE', conns, '-inf', now)
+  redis.call('ZADD', conns, unpack(zadd))
+  redis.call('PEXPIRE', conns, ttl)
+  local present = redis.call('ZSCORE', KEYS[1], user)
+  redis.call('ZADD', KEYS[1], 'GT', now + ttl, user)
+  redis.call('ZADD', KEYS[3], 0, user)
+  if not present and redis.call('ZREM', KEYS[2], user) == 1 then
+    local large = limit > 0 and redis.call('ZCARD', KEYS[1]) - 1 >= limit
+    if frame ~= '' and not large then
+      redis.call(ARGV[3], ARGV[2], payload('', first, frame))
+      back = back + 1
+    end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+if KEYS[4 + n] then redis.call('ZADD', KEYS[4 + n], 0, ARGV[5]) end
+return back
+`)
+
 // presenceSweepScript removes the users whose entries expired (their node
 // stopped refreshing them), publishes a LeftRoom for each (unless the
 // topic is large: ARGV[7] users or more), built from a UserTemplate as
 // ARGV[2] + the user + ARGV[6] + the user as a JSON string + ARGV[3], and
-// remembers them in swept for ARGV[5] ms (see presenceAddScript). KEYS[1]
-// users, KEYS[2] swept, KEYS[3] names; ARGV[1] channel, ARGV[4] "publish"
-// or "spublish"; KEYS[4], only with a single Redis, the index of active
-// topics, which the topic (ARGV[8]) leaves when no user remains. Returns
-// the users removed.
+// remembers them in swept for ARGV[5] ms (see presenceAddScript). It first
+// takes the topic's sweep lock (KEYS[4]) for ARGV[9] ms with SET NX PX:
+// while another sweep holds it, it does nothing, so that one node does
+// the work of an interval. KEYS[1] users, KEYS[2] swept, KEYS[3] names;
+// ARGV[1] channel, ARGV[4] "publish" or "spublish"; KEYS[5], only with a
+// single Redis, the index of active topics, which the topic (ARGV[8])
+// leaves when no user remains. Returns the users removed.
 var presenceSweepScript = redis.NewScript(luaPayload + `
+if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[9]) then
+  return {}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -244,7 +301,7 @@ for _, user in ipairs(gone) do
   end
 end
 if #gone > 0 then
-  if KEYS[4] and redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[4], ARGV[8]) end
+  if KEYS[5] and redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[5], ARGV[8]) end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end

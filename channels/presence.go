@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/broker"
@@ -32,7 +33,9 @@ func (cr *ChatRoom) removePresence(ctx context.Context, c Client, room string) {
 // SweepExpired runs until ctx ends, every interval telling the rooms this
 // node has members in about users whose presence expired (their node
 // crashed): they get the LeftRoom a graceful disconnect would have sent.
-// Whichever node sweeps a room first announces each such user, once.
+// Whichever node sweeps a room first announces each such user, once; with
+// Redis, a sweep locks the room for most of an interval, so other nodes'
+// sweeps of it in the meantime cost next to nothing.
 func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -46,17 +49,41 @@ func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// sweepsInFlight bounds the rooms swept at once. The broker sends sweeps
+// that are in flight together in one round trip, so a node with many
+// rooms sweeps them in a few round trips rather than one after another.
+const sweepsInFlight = 64
+
+// sweep sweeps every room this node has members in, sweepsInFlight at a
+// time, and returns when all are done.
 func (cr *ChatRoom) sweep(ctx context.Context) {
-	for _, topic := range cr.hub.Topics(roomTopicPrefix) {
-		room := roomOf(topic)
-		left := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, room)
-		gone, err := cr.broker.SweepPresence(ctx, topic, broker.UserTemplate{Head: left.Head, Middle: left.Middle, Tail: left.Tail})
-		if err != nil {
-			cr.log.Debug("presence sweep failed", "room", room, "err", err)
-			continue
-		}
-		for _, user := range gone {
-			cr.log.Info("member expired; told the room it left", "room", room, "user", user)
-		}
+	topics := cr.hub.Topics(roomTopicPrefix)
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range min(sweepsInFlight, len(topics)) {
+		wg.Go(func() {
+			for topic := range next {
+				cr.sweepRoom(ctx, topic)
+			}
+		})
+	}
+	for _, topic := range topics {
+		next <- topic
+	}
+	close(next)
+	wg.Wait()
+}
+
+// sweepRoom sweeps one room, logging who it announced gone.
+func (cr *ChatRoom) sweepRoom(ctx context.Context, topic string) {
+	room := roomOf(topic)
+	left := protocol.RoomUserTemplate(protocol.ChannelChatRoom, protocol.TypeLeftRoom, room)
+	gone, err := cr.broker.SweepPresence(ctx, topic, broker.UserTemplate{Head: left.Head, Middle: left.Middle, Tail: left.Tail})
+	if err != nil {
+		cr.log.Debug("presence sweep failed", "room", room, "err", err)
+		return
+	}
+	for _, user := range gone {
+		cr.log.Info("member expired; told the room it left", "room", room, "user", user)
 	}
 }
