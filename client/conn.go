@@ -43,6 +43,14 @@ type Options struct {
 	// past it the connection is closed with ErrSlowReader, as the server
 	// drops its own slow clients. Default 64 MiB.
 	MaxQueuedBytes int
+	// SkipGreeting makes Dial return as soon as the WebSocket is open (and
+	// the Token, if any, written) instead of waiting for the
+	// session/Authenticated greeting, which Next then returns like any
+	// other frame, in its place. User and ConnectionID stay empty and the
+	// typed requests cannot tell their own messages from others': use it
+	// with Send and Next, to watch a server's admission frame by frame.
+	// Default false.
+	SkipGreeting bool
 }
 
 func (o Options) withDefaults() Options {
@@ -58,8 +66,13 @@ func (o Options) withDefaults() Options {
 // HandshakeError is a WebSocket handshake the server answered with an
 // HTTP status instead of an upgrade (e.g. 403 for a refused Origin).
 type HandshakeError struct {
+	// StatusCode is the HTTP status the server answered with.
 	StatusCode int
-	Err        error
+	// Response is that answer (its body already closed), for its headers,
+	// e.g. Retry-After on a 503.
+	Response *http.Response
+	// Err is the dial error.
+	Err error
 }
 
 // Error describes the refused handshake.
@@ -120,12 +133,20 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.HTTPHeader, HTTPClient: opts.HTTPClient})
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, &HandshakeError{StatusCode: resp.StatusCode, Err: err}
+			return nil, &HandshakeError{StatusCode: resp.StatusCode, Response: resp, Err: err}
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(opts.ReadLimit)
 	c := &Conn{ws: ws, opts: opts, avail: make(chan struct{}), done: make(chan struct{})}
+	if opts.SkipGreeting {
+		if err := c.authenticate(ctx, token); err != nil {
+			_ = ws.CloseNow()
+			return nil, err
+		}
+		go c.read()
+		return c, nil
+	}
 	if err := c.greet(ctx, token); err != nil {
 		_ = ws.CloseNow()
 		return nil, err
@@ -137,14 +158,8 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 // greet authenticates if asked and reads up to the greeting. Frames before
 // it (there should be none but an Error) are queued for Next.
 func (c *Conn) greet(ctx context.Context, token string) error {
-	if token != "" {
-		frame, err := encode(protocol.ChannelSession, "", protocol.TypeAuthenticate, protocol.Authenticate{Token: token})
-		if err != nil {
-			return err
-		}
-		if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
-			return fmt.Errorf("client: send Authenticate: %w", err)
-		}
+	if err := c.authenticate(ctx, token); err != nil {
+		return err
 	}
 	for {
 		_, data, err := c.ws.Read(ctx)
@@ -164,6 +179,21 @@ func (c *Conn) greet(ctx context.Context, token string) error {
 		c.queue = append(c.queue, f)
 		c.queued += len(f.Raw)
 	}
+}
+
+// authenticate sends session/Authenticate with token, unless it is empty.
+func (c *Conn) authenticate(ctx context.Context, token string) error {
+	if token == "" {
+		return nil
+	}
+	frame, err := encode(protocol.ChannelSession, "", protocol.TypeAuthenticate, protocol.Authenticate{Token: token})
+	if err != nil {
+		return err
+	}
+	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+		return fmt.Errorf("client: send Authenticate: %w", err)
+	}
+	return nil
 }
 
 // User is the user the server greeted the connection as.
@@ -186,16 +216,7 @@ func (c *Conn) Err() error {
 // Close closes the connection normally (1000) and waits for its reader to
 // return. Frames already received stay available to Next.
 func (c *Conn) Close() error {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-		if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
-			_ = c.ws.CloseNow()
-		}
-	})
-	<-c.done
-	return nil
+	return c.CloseWith(websocket.StatusNormalClosure, "")
 }
 
 // read is the reader goroutine.
@@ -314,14 +335,14 @@ func (c *Conn) SendRef(ctx context.Context, ref, channel, typ string, contents a
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, frame)
+	return c.write(ctx, websocket.MessageText, frame)
 }
 
-func (c *Conn) write(ctx context.Context, frame []byte) error {
+func (c *Conn) write(ctx context.Context, typ websocket.MessageType, frame []byte) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
-	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+	if err := c.ws.Write(ctx, typ, frame); err != nil {
 		if cerr := c.Err(); cerr != nil {
 			return cerr
 		}

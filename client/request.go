@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard/switchboard/protocol"
 )
 
@@ -99,7 +101,7 @@ func (c *Conn) match(f Frame) (*request, refSupport) {
 		c.learn(refsEchoed)
 		return nil, refsUnknown
 	}
-	if refSupport(c.refs.Load()) == refsEchoed {
+	if len(c.pending) == 0 || refSupport(c.refs.Load()) == refsEchoed {
 		return nil, refsUnknown
 	}
 	var who struct{ Room, User, Message string }
@@ -179,7 +181,7 @@ func (c *Conn) roundTrip(ctx context.Context, r *request, typ string, contents a
 	}
 	c.pending = append(c.pending, r)
 	c.mu.Unlock()
-	if err := c.write(ctx, frame); err != nil {
+	if err := c.write(ctx, websocket.MessageText, frame); err != nil {
 		c.abandon(r)
 		return Frame{}, err
 	}

@@ -2,12 +2,14 @@ package web_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/testnode"
@@ -97,4 +99,51 @@ func TestNodeServesPage(t *testing.T) {
 			t.Errorf("GET %s = %d %.80q", path, status, body)
 		}
 	}
+}
+
+// TestRefusedRejoinAfterReconnectRemovesThatTab: the ticket URL's tickets
+// after the first no longer allow #dropped, so after a lost connection the
+// library's automatic re-join of #dropped is refused (forbidden). The page
+// learns it from the room's "left" event carrying the error: it removes
+// only that tab and says why, while #kept is joined again.
+func TestRefusedRejoinAfterReconnectRemovesThatTab(t *testing.T) {
+	var node atomic.Pointer[testnode.Node]
+	var issued atomic.Int32
+	app := startApp(t, func(w http.ResponseWriter, r *http.Request) {
+		rooms := `["#kept","#dropped"]`
+		if issued.Add(1) > 1 {
+			rooms = `["#kept"]`
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, node.Load().URL+"/tokens", strings.NewReader(`{"user":"dave","rooms":`+rooms+`}`))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(res.StatusCode)
+		_, _ = io.Copy(w, res.Body)
+	})
+	n := authNode(t, "ALLOWED_ORIGINS", strings.TrimPrefix(app.URL, "http://"))
+	node.Store(n)
+	px := startProxy(t, strings.TrimPrefix(n.URL, "http://"))
+	p := openPage(t, app.URL+"/?ticketUrl=/ticket&server="+strings.Replace(px.URL(), "http", "ws", 1)+"/websockets", desktop)
+	p.click("#connect")
+	p.waitFor("connected", statusIs("online"))
+	p.joinRoom("#kept")
+	p.joinRoom("#dropped")
+
+	px.down()
+	p.waitFor("the page to notice", statusIs("reconnecting"))
+	px.up()
+	p.click("#retry-now")
+	p.waitFor("#kept joined again", `document.getElementById('status').dataset.connects === '2' && `+roomStateIs("#kept", "joined"))
+	p.waitFor("the refused re-join told", `document.getElementById('join-error').dataset.room === '#dropped'`)
+	if code := p.evalString(`document.getElementById('join-error').dataset.code`); code != "forbidden" {
+		t.Errorf("join error code %q, want forbidden", code)
+	}
+	p.waitList("tabs", tabsJS, "Chat", "Inbox", "#kept")
+	p.waitFor("the problem announced", `[...document.querySelectorAll('#alerts li')].some(li => li.dataset.code === 'forbidden')`)
 }

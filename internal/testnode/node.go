@@ -15,7 +15,6 @@ import (
 
 	"github.com/switchboard/switchboard/broker"
 	"github.com/switchboard/switchboard/config"
-	"github.com/switchboard/switchboard/internal/wstest"
 	"github.com/switchboard/switchboard/node"
 	"github.com/switchboard/switchboard/server"
 )
@@ -45,7 +44,7 @@ type Node struct {
 }
 
 // WS is the node's WebSocket URL.
-func (n *Node) WS() string { return wstest.WSURL(n.URL) }
+func (n *Node) WS() string { return "ws" + strings.TrimPrefix(n.URL, "http") + "/websockets" }
 
 // Start runs a node on 127.0.0.1:0 over b until the test ends (or Stop).
 func Start(t testing.TB, cfg config.Config, b ClosingBroker) *Node {

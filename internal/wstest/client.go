@@ -1,5 +1,5 @@
-// Package wstest is a WebSocket test client speaking Switchboard's
-// envelope protocol, for end-to-end tests against real servers.
+// Package wstest adapts the Go client (package client) to tests: every
+// wait is bounded by Timeout and every failure fails the test.
 package wstest
 
 import (
@@ -14,11 +14,16 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/protocol"
 )
 
 // Timeout bounds every wait of a Client.
 var Timeout = 10 * time.Second
+
+// maxQueued bounds the frames a test client holds before it takes them:
+// large-room tests let thousands of frames pile up before reading them.
+const maxQueued = 512 << 20
 
 // Frame is one received envelope, with its contents raw.
 type Frame struct {
@@ -37,22 +42,45 @@ func (f Frame) Decode(t testing.TB, dst any) {
 	}
 }
 
+// String returns the raw frame.
 func (f Frame) String() string { return string(f.Raw) }
 
-// Client is a connected test client. A background goroutine reads frames
-// into a buffer so that tests can wait for one or assert there is none.
+// Client is a connected test client over a client.Conn, which reads every
+// frame into a queue in the order received, so that tests can wait for
+// one or assert there is none. It is used from one goroutine at a time,
+// the test's, except Conn, whose methods may be called from any.
 type Client struct {
-	t      testing.TB
-	Conn   *websocket.Conn
-	frames chan Frame
-	done   chan struct{}
-	// Closed holds the error that ended reading (a websocket.CloseError
-	// when the server closed the connection).
-	closeErr error
+	t testing.TB
+	c *client.Conn
+	// Conn reaches below the envelope protocol, for tests of the
+	// WebSocket itself: raw writes, pings, closes with a code.
+	Conn Transport
 }
 
-// Dial connects to a ws:// URL, failing the test on error. The client is
-// closed when the test ends.
+// Transport is a Client's WebSocket, with the method set of the
+// websocket.Conn calls tests make on it, served by client.Conn.
+type Transport struct{ c *client.Conn }
+
+// Write writes p unchanged as one message of type typ.
+func (tr Transport) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	return tr.c.WriteFrame(ctx, typ, p)
+}
+
+// Ping sends a WebSocket ping and waits for its pong.
+func (tr Transport) Ping(ctx context.Context) error { return tr.c.Ping(ctx) }
+
+// Close closes the connection with code and reason.
+func (tr Transport) Close(code websocket.StatusCode, reason string) error {
+	return tr.c.CloseWith(code, reason)
+}
+
+// CloseNow drops the connection without the closing handshake.
+func (tr Transport) CloseNow() error { return tr.c.CloseNow() }
+
+// Dial connects to a ws:// URL, failing the test on error. It does not
+// wait for the greeting: the first frame Next returns is the server's
+// session/Authenticated, or the refusal of an unauthenticated connection.
+// The client is closed when the test ends.
 func Dial(t testing.TB, url string) *Client {
 	t.Helper()
 	c, _, err := DialErr(t, url, nil)
@@ -63,8 +91,9 @@ func Dial(t testing.TB, url string) *Client {
 }
 
 // Connect dials like Dial and waits for the server's session/Authenticated
-// greeting, after which the connection receives every broadcast. It
-// returns the client and the greeting (the connection's user and id).
+// greeting, which must be the first frame, after which the connection
+// receives every broadcast. It returns the client and the greeting (the
+// connection's user and id).
 func Connect(t testing.TB, url string) (*Client, protocol.Authenticated) {
 	t.Helper()
 	c := Dial(t, url)
@@ -81,38 +110,22 @@ func Open(t testing.TB, url string) *Client {
 }
 
 // DialErr connects like Dial with optional headers, returning the error
-// and the HTTP response instead of failing.
+// instead of failing, and, when the server refused the upgrade, its HTTP
+// response (nil otherwise).
 func DialErr(t testing.TB, url string, header http.Header) (*Client, *http.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
+	conn, err := client.Dial(ctx, url, client.Options{HTTPHeader: header, SkipGreeting: true, MaxQueuedBytes: maxQueued})
 	if err != nil {
-		return nil, resp, err
-	}
-	conn.SetReadLimit(16 << 20)
-	c := &Client{t: t, Conn: conn, frames: make(chan Frame, 100000), done: make(chan struct{})}
-	go c.read()
-	t.Cleanup(func() { _ = conn.CloseNow(); <-c.done })
-	return c, resp, nil
-}
-
-func (c *Client) read() {
-	defer close(c.done)
-	defer close(c.frames)
-	for {
-		_, data, err := c.Conn.Read(context.Background())
-		if err != nil {
-			c.closeErr = err
-			return
+		var he *client.HandshakeError
+		if errors.As(err, &he) {
+			return nil, he.Response, err
 		}
-		var env protocol.Envelope
-		if err := json.Unmarshal(data, &env); err != nil {
-			c.closeErr = fmt.Errorf("server sent a non-envelope frame %q: %w", data, err)
-			return
-		}
-		c.frames <- Frame{Channel: env.Channel, Ref: env.Ref, Type: env.Message.Type, Contents: env.Message.Contents, Raw: data}
+		return nil, nil, err
 	}
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	return &Client{t: t, c: conn, Conn: Transport{conn}}, nil, nil
 }
 
 // SendRaw writes one text frame.
@@ -126,7 +139,7 @@ func (c *Client) SendBytes(typ websocket.MessageType, frame []byte) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	if err := c.Conn.Write(ctx, typ, frame); err != nil {
+	if err := c.c.WriteFrame(ctx, typ, frame); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
@@ -134,28 +147,44 @@ func (c *Client) SendBytes(typ websocket.MessageType, frame []byte) {
 // Send writes an envelope.
 func (c *Client) Send(channel, typ string, contents any) {
 	c.t.Helper()
-	c.SendBytes(websocket.MessageText, protocol.Encode(channel, typ, contents))
+	c.SendRef(channel, "", typ, contents)
 }
 
 // SendRef writes an envelope carrying a ref.
 func (c *Client) SendRef(channel, ref, typ string, contents any) {
 	c.t.Helper()
-	c.SendBytes(websocket.MessageText, protocol.EncodeReply(channel, ref, typ, contents))
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := c.c.SendRef(ctx, ref, channel, typ, contents); err != nil {
+		c.t.Fatalf("send %s/%s: %v", channel, typ, err)
+	}
+}
+
+// next waits up to d for the next frame. It returns the reason the
+// connection ended (ok false) once every frame received before was taken,
+// and fails the test if neither comes in time.
+func (c *Client) next(d time.Duration, what string) (f Frame, ok bool, end error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cf, err := c.c.Next(ctx)
+	switch {
+	case err == nil:
+		return Frame{Channel: cf.Channel, Ref: cf.Ref, Type: cf.Type, Contents: cf.Contents, Raw: cf.Raw}, true, nil
+	case ctx.Err() != nil:
+		c.t.Fatalf("no %s within %s", what, d)
+	}
+	return Frame{}, false, err
 }
 
 // Next returns the next frame, failing the test if none comes in time.
 func (c *Client) Next() Frame {
 	c.t.Helper()
-	select {
-	case f, ok := <-c.frames:
-		if !ok {
-			c.t.Fatalf("connection ended while waiting for a frame: %v", c.closeErr)
-		}
-		return f
-	case <-time.After(Timeout):
-		c.t.Fatalf("no frame within %s", Timeout)
+	f, ok, end := c.next(Timeout, "frame")
+	if !ok {
+		c.t.Fatalf("connection ended while waiting for a frame: %v", end)
 	}
-	return Frame{}
+	return f
 }
 
 // NextOrClose returns the next frame, or false once the connection has
@@ -163,13 +192,8 @@ func (c *Client) Next() Frame {
 // time.
 func (c *Client) NextOrClose() (Frame, bool) {
 	c.t.Helper()
-	select {
-	case f, ok := <-c.frames:
-		return f, ok
-	case <-time.After(Timeout):
-		c.t.Fatalf("no frame and no close within %s", Timeout)
-	}
-	return Frame{}, false
+	f, ok, _ := c.next(Timeout, "frame and no close")
+	return f, ok
 }
 
 // Expect returns the next frame and fails unless it has the channel and type.
@@ -198,18 +222,14 @@ func (c *Client) ExpectError(channel string, code protocol.Code) protocol.Error 
 // comes in time.
 func (c *Client) WaitFor(channel, typ string) Frame {
 	c.t.Helper()
-	deadline := time.After(Timeout)
+	deadline := time.Now().Add(Timeout)
 	for {
-		select {
-		case f, ok := <-c.frames:
-			if !ok {
-				c.t.Fatalf("connection ended while waiting for %s/%s: %v", channel, typ, c.closeErr)
-			}
-			if f.Channel == channel && f.Type == typ {
-				return f
-			}
-		case <-deadline:
-			c.t.Fatalf("no %s/%s within %s", channel, typ, Timeout)
+		f, ok, end := c.next(time.Until(deadline), channel+"/"+typ)
+		if !ok {
+			c.t.Fatalf("connection ended while waiting for %s/%s: %v", channel, typ, end)
+		}
+		if f.Channel == channel && f.Type == typ {
+			return f
 		}
 	}
 }
@@ -219,43 +239,35 @@ func (c *Client) WaitFor(channel, typ string) Frame {
 // client must receive, and keep it only where no such frame exists.
 func (c *Client) ExpectNothing(d time.Duration) {
 	c.t.Helper()
-	select {
-	case f, ok := <-c.frames:
-		if ok {
-			c.t.Fatalf("unexpected frame %s", f)
-		}
-	case <-time.After(d):
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if f, err := c.c.Next(ctx); err == nil {
+		c.t.Fatalf("unexpected frame %s", f)
 	}
 }
 
-// ExpectClose waits for the server to close the connection and returns the
-// close status and reason, failing if frames other than allowed types
-// arrive first or it does not close in time.
+// ExpectClose waits for the connection to end, skipping any frames before,
+// and returns the close status and reason the server sent (-1 and the
+// error when it ended otherwise), failing if it does not end in time.
 func (c *Client) ExpectClose() (websocket.StatusCode, string) {
 	c.t.Helper()
-	deadline := time.After(Timeout)
+	deadline := time.Now().Add(Timeout)
 	for {
-		select {
-		case _, ok := <-c.frames:
-			if ok {
-				continue
-			}
-			var ce websocket.CloseError
-			if errors.As(c.closeErr, &ce) {
-				return ce.Code, ce.Reason
-			}
-			return -1, fmt.Sprint(c.closeErr)
-		case <-deadline:
-			c.t.Fatalf("connection not closed within %s", Timeout)
-			return 0, ""
+		_, ok, end := c.next(time.Until(deadline), "close")
+		if ok {
+			continue
 		}
+		var ce websocket.CloseError
+		if errors.As(end, &ce) {
+			return ce.Code, ce.Reason
+		}
+		return -1, fmt.Sprint(end)
 	}
 }
 
-// Close closes the connection normally.
+// Close closes the connection normally and waits for its reader to end.
 func (c *Client) Close() {
-	_ = c.Conn.Close(websocket.StatusNormalClosure, "")
-	<-c.done
+	_ = c.c.Close()
 }
 
 // WSURL turns an http:// base URL into the ws:// URL of /websockets.

@@ -7,7 +7,7 @@ import { StatusView, closeText } from './ui/status.js';
 import { Tabs } from './ui/tabs.js';
 import { ChatView, InboxView } from './ui/chat.js';
 import { RoomView } from './ui/room.js';
-import { Tickets, probingWebSocket } from './ui/tickets.js';
+import { Tickets } from './ui/tickets.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -99,9 +99,11 @@ function connect() {
   alerts.clear('connection');
   const ticketURL = ticketURLInput.value.trim();
   tickets.configure({ ticket, url: ticketURL });
+  // Without a ticket the client probes (probeAuth, its default then): an
+  // authenticated server is reported at once as auth_required.
   const options = ticket || ticketURL
     ? { getToken: () => tickets.getToken() }
-    : { user: userInput.value.trim() || undefined, WebSocket: probingWebSocket() };
+    : { user: userInput.value.trim() || undefined };
   const c = new Client(url, options);
   client = c;
   chat.attach(c);
@@ -110,7 +112,7 @@ function connect() {
   });
   c.on('error', (err) => {
     // Refusals of the connection are told by its "closed" state.
-    if (c === client && err.code !== 'auth_refused') alerts.show(`${err.code ? `${err.code}: ` : ''}${err.message}`, { code: err.code ?? '', source: 'connection' });
+    if (c === client && err.code !== 'auth_refused' && err.code !== 'auth_required') alerts.show(`${err.code ? `${err.code}: ` : ''}${err.message}`, { code: err.code ?? '', source: 'connection' });
   });
   c.on('inbox', (m) => {
     inbox.add(m);
@@ -168,7 +170,7 @@ function onState(change) {
 
 /** refused shows why the server would not have this connection. */
 function refused(err) {
-  const noTicket = /needs a ticket|authentication timeout/.test(err.message);
+  const noTicket = err.code === 'auth_required' || /authentication timeout/.test(err.message);
   const text = noTicket
     ? 'This server needs a ticket: paste one under “Authenticated server”, or give a ticket URL, then Connect.'
     : `The server refused the connection: ${err.message}. Paste a fresh ticket and Connect.`;

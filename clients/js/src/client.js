@@ -12,6 +12,13 @@ export { ClientError };
 const CLOSE_POLICY = 1008; // before the greeting: a refused ticket
 const CLOSE_TRY_AGAIN = 1013;
 
+/**
+ * The ref of the auth probe: a session/Ping, which no server accepts from
+ * a client. An open server answers unknown_type (after its greeting); an
+ * authenticated one, waiting for a ticket, answers unauthenticated at once.
+ */
+const PROBE_REF = 'sb.auth-probe';
+
 /** How many refs of unanswered sends are remembered to route late errors. */
 const recentRefsKept = 256;
 
@@ -63,6 +70,7 @@ export class Client extends Emitter {
       stableAfterMs: options.stableAfterMs ?? 10000,
       maxBuffered: options.maxBuffered ?? 100,
       requestTimeoutMs: options.requestTimeoutMs ?? 10000,
+      probeAuth: options.probeAuth ?? !options.getToken,
     };
     this.#WebSocket = options.WebSocket !== undefined ? options.WebSocket : globalThis.WebSocket;
     if (typeof this.#WebSocket !== 'function') {
@@ -214,6 +222,16 @@ export class Client extends Emitter {
       return;
     }
     this.#ws = ws;
+    if (this.#opts.probeAuth) {
+      ws.onopen = () => {
+        if (gen !== this.#gen || this.#greeted) return;
+        try {
+          ws.send(JSON.stringify({ channel: 'session', ref: PROBE_REF, message: { type: 'Ping' } }));
+        } catch {
+          // closing already: its close event tells
+        }
+      };
+    }
     ws.onmessage = (ev) => {
       if (gen === this.#gen) this.#onData(ev.data);
     };
@@ -292,7 +310,7 @@ export class Client extends Emitter {
     this.#ws = null;
     this.#greeted = false;
     if (ws) {
-      ws.onmessage = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
       try {
         ws.close(1000, 'offline');
       } catch {
@@ -338,7 +356,7 @@ export class Client extends Emitter {
     this.#ws = null;
     this.#greeted = false;
     if (ws) {
-      ws.onmessage = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
       try {
         ws.close(1000, 'client closed');
       } catch {
@@ -431,6 +449,24 @@ export class Client extends Emitter {
 
   // ---- incoming frames ----
 
+  /**
+   * Handles the answer to the auth probe, reporting whether the frame was
+   * one: "unauthenticated" before the greeting means the server needs a
+   * ticket and none was given, which closes the client for good (state
+   * closed, error code auth_required) instead of waiting for the server's
+   * authentication timeout; any other answer is dropped.
+   */
+  #probeAnswer(ref, contents) {
+    const unauthenticated = contents?.code === 'unauthenticated';
+    if (ref !== PROBE_REF && !(unauthenticated && !this.#greeted && this.#opts.probeAuth && ref === undefined)) return false;
+    if (unauthenticated && !this.#greeted) {
+      const err = new ClientError('auth_required', 'the server needs a ticket: pass getToken (no ticket was given)');
+      this.emit('error', err);
+      this.#shutdown(err);
+    }
+    return true;
+  }
+
   #onData(data) {
     if (typeof data !== 'string') data = new TextDecoder().decode(data);
     let frame;
@@ -444,6 +480,7 @@ export class Client extends Emitter {
     const type = frame.message?.type;
     const contents = frame.message?.contents;
     this.emit('frame', frame);
+    if (type === 'Error' && this.#probeAnswer(ref, contents)) return;
 
     let entry = typeof ref === 'string' ? this.#pending.get(ref) : undefined;
     if (!entry && ref === undefined && type !== 'Error') entry = this.#matchWithoutRef(channel, type, contents);

@@ -273,7 +273,10 @@ export interface StateChange {
   /** online: who the server greeted. */
   user?: string;
   connection?: string;
-  /** closed: why, when it was not close(). */
+  /**
+   * closed: why, when it was not close(); code auth_required or
+   * auth_refused when the server wants a (valid) ticket.
+   */
   error?: ClientError;
 }
 
@@ -286,6 +289,7 @@ export interface WebSocketConstructor {
 export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  onopen?: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
   onerror: ((ev: unknown) => void) | null;
@@ -317,6 +321,14 @@ export interface ClientOptions {
   /** A request with no reply within this long rejects with timeout; default 10000. */
   requestTimeoutMs?: number;
   /**
+   * Send one harmless frame (session/Ping) as each socket opens, so that a
+   * server needing a ticket says so at once (it answers "unauthenticated")
+   * rather than after its authentication timeout: the client then closes
+   * for good with an auth_required error. Open servers answer unknown_type,
+   * which the client drops. Default: true when getToken is not set.
+   */
+  probeAuth?: boolean;
+  /**
    * Where "online"/"offline" events come from: globalThis when it has
    * addEventListener (browsers), else none. null disables.
    */
@@ -334,7 +346,7 @@ export interface GapNotice {
 /** Errors the client rejects with or emits. */
 export declare class ClientError extends Error {
   /** A server ErrorCode, or the client's own. */
-  code: ErrorCode | 'buffer_full' | 'disconnected' | 'closed' | 'timeout' | 'auth_refused';
+  code: ErrorCode | 'buffer_full' | 'disconnected' | 'closed' | 'timeout' | 'auth_refused' | 'auth_required';
   room?: string;
   ref?: string;
   closeCode?: number;
@@ -356,7 +368,11 @@ export interface ClientEvents {
 export interface RoomEvents {
   message: RoomMessage;
   joined: JoinedRoom;
-  left: LeftRoom;
+  /**
+   * A user left; for the client's own user with error set, the server
+   * refused the room's automatic re-join after a reconnect.
+   */
+  left: LeftRoom & { error?: ClientError };
   members: MemberList;
   gap: GapNotice;
   error: ClientError | Error;

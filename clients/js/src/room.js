@@ -14,6 +14,13 @@ const CHANNEL = 'chat-room';
  * answering a join or re-join), "gap" ({room, after, reason}: the client is
  * fetching missed history), "error" (an Error about this room that no
  * request was waiting for).
+ *
+ * When the server refuses the automatic re-join after a reconnect (the
+ * ticket of the new connection does not allow the room, too_many_rooms…),
+ * the room stops being re-joined: a join() promise still waiting rejects
+ * with the Error, otherwise it is an "error" event; and if the room had
+ * been joined, a "left" event for the client's own user carries it as
+ * error, since the room is no longer joined.
  */
 export class Room extends Emitter {
   /** The room's name. */
@@ -29,6 +36,7 @@ export class Room extends Emitter {
   // a message stored before the probe may still be on its way live.
   #floor;
   #probed = false;
+  #everJoined = false; // a MemberList came: the app shows the room joined
   #stream;
 
   /** @internal Rooms are created by Client.room. */
@@ -76,7 +84,7 @@ export class Room extends Emitter {
       this.#waiting = { promise: p, ...settle };
     }
     // Offline, the JoinRoom goes out when the client comes online (rejoin).
-    if (this.#host.online() && !this.#inFlight) this.#sendJoin();
+    if (this.#host.online() && !this.#inFlight) this.#sendJoin(false);
     return this.#waiting.promise;
   }
 
@@ -88,7 +96,8 @@ export class Room extends Emitter {
     else w.resolve(members);
   }
 
-  #sendJoin() {
+  /** Sends JoinRoom; auto: a re-join after a reconnect, not a join() call. */
+  #sendJoin(auto) {
     const contents = { room: this.name };
     const since = this.#stream.lastId ?? this.#floor;
     if (since !== undefined) contents.since = since;
@@ -102,8 +111,19 @@ export class Room extends Emitter {
         // Lost connections re-join by themselves; anything else is the
         // server refusing (or not answering) this join.
         if (err.code === 'disconnected') return;
-        if (err.code !== 'timeout') this.#wanted = false;
+        if (err.code === 'timeout') {
+          this.#settleJoin(err);
+          return;
+        }
+        this.#wanted = false;
+        if (!auto) {
+          this.#settleJoin(err);
+          return;
+        }
+        const told = this.#waiting !== null;
         this.#settleJoin(err);
+        if (!told) this.emit('error', err);
+        if (this.#everJoined) this.emit('left', { room: this.name, user: this.#host.user() ?? '', error: err });
       },
     );
   }
@@ -112,7 +132,7 @@ export class Room extends Emitter {
   rejoin() {
     this.#joined = false;
     this.#inFlight = false;
-    if (this.#wanted) this.#sendJoin();
+    if (this.#wanted) this.#sendJoin(true);
   }
 
   /** @internal Called by the client when it is closed for good. */
@@ -197,6 +217,7 @@ export class Room extends Emitter {
     switch (type) {
       case 'MemberList':
         this.#joined = true;
+        this.#everJoined = true;
         this.#members = contents;
         this.#settleJoin(null, contents);
         this.emit('members', contents);

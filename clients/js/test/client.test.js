@@ -51,6 +51,26 @@ describe('connecting', () => {
     assert.deepEqual([pings[0], otherPings[0]], [1, 1]);
   });
 
+  test('probes for a needed ticket without disturbing an open server', async () => {
+    const c = client(n1.ws, { user: 'prober' });
+    const frames = record(c, 'frame');
+    const errors = record(c, 'error');
+    await c.connect();
+    // A round trip after the greeting: the server answers a connection's
+    // frames in order, so the probe's answer has come by then.
+    await c.room(roomName('probe')).join();
+    const answers = frames.filter((f) => f.ref === 'sb.auth-probe');
+    assert.deepEqual(answers.map((f) => f.message.contents.code), ['unknown_type']);
+    assert.deepEqual(errors, []);
+    assert.equal(c.state, 'online');
+
+    const quiet = client(n1.ws, { user: 'quiet', probeAuth: false });
+    const quietFrames = record(quiet, 'frame');
+    await quiet.connect();
+    await quiet.room(roomName('probe')).join();
+    assert.equal(quietFrames.filter((f) => f.message?.type === 'Error').length, 0, 'probeAuth: false sends no probe');
+  });
+
   test('rejects construction without a WebSocket implementation', () => {
     assert.throws(() => new Client(n1.ws, { WebSocket: null, network: null }), TypeError);
   });

@@ -3,7 +3,9 @@
 /**
  * ClientError is how the client rejects: code is the server's error code
  * (invalid_contents, not_member, …) or one of the client's own:
- * "buffer_full", "disconnected", "closed", "timeout", "auth_refused".
+ * "buffer_full", "disconnected", "closed", "timeout", "auth_refused" (the
+ * server refused the ticket, or closed with 1008 before its greeting),
+ * "auth_required" (the server needs a ticket and none was given).
  */
 export class ClientError extends Error {
   /**

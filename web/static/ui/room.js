@@ -69,19 +69,16 @@ export class RoomView {
         this.#setState('joined');
       }),
       r.on('joined', (j) => this.#members.joined(j.user)),
-      r.on('left', (l) => this.#members.left(l.user)),
+      r.on('left', (l) => {
+        // The client's own user with an error: the re-join after a
+        // reconnect was refused, and the room is no longer joined.
+        if (l.error && l.user === client.user) this.#refused(l.error);
+        else this.#members.left(l.user);
+      }),
       r.on('gap', (g) => {
         if (g.reason === 'not_recovered') this.#messages.showGap('You were away longer than the server keeps messages: some may be missing above.');
       }),
       r.on('error', (err) => this.showError(err)),
-      // A refused re-join after a reconnect settles no promise: its Error,
-      // naming the room, arrives while the room is joining.
-      client.on('frame', (f) => {
-        const c = f.message?.contents;
-        if (f.channel === 'chat-room' && f.message?.type === 'Error' && c?.room === name && this.#state === 'joining') {
-          this.#refused(Object.assign(new Error(c.message), { code: c.code }));
-        }
-      }),
     );
   }
 

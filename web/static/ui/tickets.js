@@ -1,6 +1,6 @@
 // Tickets for authenticated servers: where getToken finds a fresh one for
-// every connection attempt, and how the page learns at once that a server
-// needs one.
+// every connection attempt. (That a server needs one at all, the client
+// library learns by itself: its auth probe, error code auth_required.)
 
 /**
  * Tickets is the page's getToken. A pasted ticket is used once (tickets are
@@ -77,74 +77,4 @@ export class Tickets {
     this.#waiting = null;
     w?.reject(new Error('cancelled'));
   }
-}
-
-/** probeRef marks the probe request and its reply, which the page keeps to itself. */
-const probeRef = 'page-auth-probe';
-
-/**
- * probingWebSocket returns a WebSocket class for connections made without
- * a ticket. An authenticated server would wait AUTH_TIMEOUT (5 s by
- * default) for a ticket before refusing; this socket instead sends one
- * harmless request as soon as it opens. An open server greets first and
- * answers it (the answer is dropped here); an authenticated one answers
- * "unauthenticated", which this socket turns into what the server would
- * have done after the timeout: a close 1008 before the greeting, which the
- * client reports as a refusal.
- */
-export function probingWebSocket(Base = globalThis.WebSocket) {
-  return class ProbingWebSocket {
-    onmessage = null;
-    onclose = null;
-    onerror = null;
-    #ws;
-    #greeted = false;
-    #ended = false;
-
-    constructor(url) {
-      const ws = new Base(url);
-      this.#ws = ws;
-      ws.onopen = () => {
-        ws.send(JSON.stringify({ channel: 'chat', ref: probeRef, message: { type: 'GetHistory', contents: { limit: 1 } } }));
-      };
-      ws.onmessage = (ev) => this.#receive(ev);
-      ws.onclose = (ev) => this.#end({ code: ev.code, reason: ev.reason });
-      ws.onerror = (ev) => this.onerror?.(ev);
-    }
-
-    send(data) {
-      this.#ws.send(data);
-    }
-
-    close(code, reason) {
-      this.#ws.close(code, reason);
-    }
-
-    #end(ev) {
-      if (this.#ended) return;
-      this.#ended = true;
-      this.onclose?.(ev);
-    }
-
-    #receive(ev) {
-      let frame;
-      try {
-        frame = JSON.parse(ev.data);
-      } catch {
-        this.onmessage?.(ev);
-        return;
-      }
-      if (!this.#greeted) {
-        if (frame.channel === 'session' && frame.message?.type === 'Authenticated') {
-          this.#greeted = true;
-        } else if (frame.message?.type === 'Error' && frame.message.contents?.code === 'unauthenticated') {
-          this.#ws.close(1000, 'no ticket');
-          this.#end({ code: 1008, reason: 'this server needs a ticket' });
-          return;
-        }
-      }
-      if (frame.ref === probeRef) return;
-      this.onmessage?.(ev);
-    }
-  };
 }
