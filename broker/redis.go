@@ -352,11 +352,13 @@ func (r *Redis) Unsubscribe(_ context.Context, topic string) error {
 // once, under a key that lives as long as the data does. A different
 // epoch after a reconnection means Redis lost its data (it restarted
 // without persistence, or was flushed). KEYS[1] the epoch key; ARGV[1] a
-// fresh random value, kept if there is none.
+// fresh random value, kept if there is none. A Redis too full to store it
+// answers "" (unknown): subscriptions must not depend on free memory.
 var epochScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[1])
 if not e then
-  redis.call('SET', KEYS[1], ARGV[1])
+  local ok = redis.pcall('SET', KEYS[1], ARGV[1])
+  if type(ok) == 'table' and ok.err then return '' end
   e = ARGV[1]
 end
 return e
