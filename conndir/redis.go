@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,11 @@ type Redis struct {
 	pending string
 	settled string
 	local   *local
+
+	// lastFull is when a heartbeat last renewed every record's data TTL
+	// (RecordTTL); between such beats only records with new activity are
+	// written, so an idle connection costs one member of one script call.
+	lastFull atomic.Int64
 }
 
 var _ Directory = (*Redis)(nil)
@@ -258,10 +264,12 @@ func (d *Redis) Heartbeat(ctx context.Context) ([]string, error) {
 	b := d.local.snapshot()
 	var lost, lostClaims []string
 	own, claimed := b.own, b.claimed
+	now := time.Now()
+	full := now.Sub(time.UnixMilli(d.lastFull.Load())) > d.opts.RecordTTL/4
 	for len(own) > 0 || len(claimed) > 0 {
 		n := min(len(own), d.opts.BatchSize)
 		m := min(len(claimed), d.opts.BatchSize-n)
-		l, lc, err := d.beat(ctx, own[:n], claimed[:m])
+		l, lc, err := d.beat(ctx, own[:n], claimed[:m], full)
 		if err != nil {
 			d.local.restore(beat{own: own})
 			d.local.drop(lost, lostClaims)
@@ -271,11 +279,15 @@ func (d *Redis) Heartbeat(ctx context.Context) ([]string, error) {
 		own, claimed = own[n:], claimed[m:]
 	}
 	d.local.drop(lost, lostClaims)
+	if full {
+		d.lastFull.Store(now.UnixMilli())
+	}
 	return lost, nil
 }
 
-// beat refreshes one batch in one pipeline.
-func (d *Redis) beat(ctx context.Context, own []ownBeat, claimed []string) (lost, lostClaims []string, err error) {
+// beat refreshes one batch in one pipeline: every deadline, the data of
+// records with new activity, and, on a full beat, every record's data TTL.
+func (d *Redis) beat(ctx context.Context, own []ownBeat, claimed []string, full bool) (lost, lostClaims []string, err error) {
 	args := make([]any, 0, 3+len(own)+len(claimed))
 	args = append(args, d.opts.TTL.Milliseconds(), "refresh", len(own))
 	for _, ob := range own {
@@ -289,12 +301,15 @@ func (d *Redis) beat(ctx context.Context, own []ownBeat, claimed []string) (lost
 		touch = touchScript.Eval(ctx, p, []string{d.expiry, d.pending, d.settled}, args...)
 		users := map[string]bool{}
 		for _, ob := range own {
+			if ob.activity.IsZero() && !full {
+				continue
+			}
 			activity := ""
 			if !ob.activity.IsZero() {
 				activity = strconv.FormatInt(ob.activity.UnixMilli(), 10)
 			}
 			recordScript.Eval(ctx, p, []string{d.recordKey(ob.id)}, d.opts.RecordTTL.Milliseconds(), activity)
-			if !users[ob.user] {
+			if full && !users[ob.user] {
 				users[ob.user] = true
 				p.PExpire(ctx, d.userKey(ob.user), d.opts.RecordTTL)
 			}

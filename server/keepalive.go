@@ -20,7 +20,9 @@ import (
 // Read, and drops the connection only when a ping went unanswered and the
 // reader entered Read before the ping was sent and is still there. Any
 // frame read during the wait therefore counts as a sign of life (the
-// reader left Read and came back), and so does a wait for the worker.
+// reader left Read and came back), and so does a wait for the worker. A
+// connection that sent a frame within the last interval is not pinged at
+// all: it is evidently there, and busy sockets cost no pings.
 
 // readMark is when the reader last entered Conn.Read, on the connection's
 // monotonic clock, or notReading while it is elsewhere. Only the reader
@@ -62,10 +64,14 @@ func (c *client) keepAlive(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if c.reading.readingSince() == notReading {
+		since := c.reading.readingSince()
+		if since == notReading {
 			continue // a pong could not be read now
 		}
 		sent := c.reading.now()
+		if sent-since < int64(interval) {
+			continue // a frame arrived within the interval: the peer is there
+		}
 		pctx, cancel := context.WithTimeout(ctx, interval)
 		err := c.ws.Ping(pctx)
 		cancel()
