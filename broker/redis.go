@@ -224,16 +224,9 @@ func (r *Redis) Publish(ctx context.Context, msg Message, withHistory bool) (Pub
 	defer cancel()
 	ch := r.channel(msg.Topic)
 	if withHistory && r.opts.HistorySize > 0 {
-		cmd, err := r.scriptCall(ctx, msg.Topic, &scriptOp{
-			script: publishScript,
-			keys:   []string{r.streamKey(msg.Topic), r.streamBytesKey(msg.Topic)},
-			args: []any{ch, msg.Data, msg.Except, r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(),
-				r.publishCommand(), r.opts.HistoryBytes},
-		})
-		if err != nil {
-			return PublishResult{}, err
-		}
-		res, err := cmd.Slice()
+		keys := []string{r.streamKey(msg.Topic), r.streamBytesKey(msg.Topic)}
+		res, err := publishScript.Run(ctx, r.client, keys, ch, msg.Data, msg.Except,
+			r.opts.HistorySize, r.opts.HistoryTTL.Milliseconds(), r.publishCommand(), r.opts.HistoryBytes).Slice()
 		if err != nil {
 			return PublishResult{}, fail(ctx, err)
 		}

@@ -20,7 +20,7 @@ type presenceTracker struct {
 	mu      sync.Mutex
 	local   map[presenceEntry][]byte // → JoinedRoom frame
 	inBeat  chan struct{}            // non-nil while a heartbeat runs
-	writers scriptWriters
+	writers presenceWriters
 }
 
 type presenceEntry struct{ topic, user, conn string }
@@ -54,11 +54,11 @@ func (r *Redis) activeMark(topic string) string {
 // AddPresence records that conn (of user) is present on topic. When user
 // was not present on any node, joined is published on the topic (to every
 // subscriber but conn) and first is true. Joins arriving together are sent
-// to Redis together (see scriptWriter).
+// to Redis together (see presenceWriter).
 func (r *Redis) AddPresence(ctx context.Context, topic, user, conn string, joined []byte) (bool, error) {
 	ctx, cancel := r.op(ctx)
 	defer cancel()
-	cmd, err := r.scriptCall(ctx, topic, &scriptOp{
+	cmd, err := r.presenceCall(ctx, topic, &presenceOp{
 		script: presenceAddScript, keys: r.presenceKeys(topic, user), active: r.activeMark(topic),
 		args: []any{user, conn, r.opts.PresenceTTL.Milliseconds(), r.channel(topic), joined, conn, r.publishCommand(), "join", r.opts.LargeRoom, topic},
 	})
@@ -92,7 +92,7 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 			return false, fail(ctx, ctx.Err())
 		}
 	}
-	cmd, err := r.scriptCall(ctx, topic, &scriptOp{
+	cmd, err := r.presenceCall(ctx, topic, &presenceOp{
 		script: presenceRemoveScript, keys: r.presenceKeys(topic, user),
 		args: []any{user, conn, r.channel(topic), left, r.publishCommand(), r.sweptMemory().Milliseconds(), r.opts.LargeRoom, topic},
 	})
@@ -117,7 +117,7 @@ func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTempla
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	keys := r.withActiveKey([]string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names"), r.key(topic, ":sweeping")})
-	cmd, err := r.scriptCall(ctx, topic, &scriptOp{
+	cmd, err := r.presenceCall(ctx, topic, &presenceOp{
 		script: presenceSweepScript, keys: keys,
 		args: []any{r.channel(topic), left.Head, left.Tail, r.publishCommand(), r.sweptMemory().Milliseconds(), left.Middle, r.opts.LargeRoom, topic, r.sweepLock().Milliseconds()},
 	})

@@ -107,16 +107,16 @@ func TestPresenceLotKeepsOrder(t *testing.T) {
 	}
 	opCtx, cancel := a.op(ctx)
 	defer cancel()
-	join := &scriptOp{ctx: opCtx, done: make(chan scriptReply, 1), script: presenceAddScript, keys: a.presenceKeys(topic, "u"),
+	join := &presenceOp{ctx: opCtx, done: make(chan presenceReply, 1), script: presenceAddScript, keys: a.presenceKeys(topic, "u"),
 		args: []any{"u", "c", a.opts.PresenceTTL.Milliseconds(), a.channel(topic), "joined", "c", a.publishCommand(), "join", 0, topic}}
-	leave := &scriptOp{ctx: opCtx, done: make(chan scriptReply, 1), script: presenceRemoveScript, keys: a.presenceKeys(topic, "u"),
+	leave := &presenceOp{ctx: opCtx, done: make(chan presenceReply, 1), script: presenceRemoveScript, keys: a.presenceKeys(topic, "u"),
 		args: []any{"u", "c", a.channel(topic), "left", a.publishCommand(), a.sweptMemory().Milliseconds(), 0, topic}}
-	w := a.scriptWriter(opCtx, topic)
+	w := a.presenceWriter(opCtx, topic)
 	w.inbox.mu.Lock() // both in one lot
 	w.inbox.items = append(w.inbox.items, join, leave)
 	w.inbox.mu.Unlock()
 	w.inbox.ready <- struct{}{}
-	for _, op := range []*scriptOp{join, leave} {
+	for _, op := range []*presenceOp{join, leave} {
 		rep := <-op.done
 		if n, err := rep.cmd.Int(); rep.err != nil || err != nil || n != 1 {
 			t.Fatalf("reply %v, %v, %v; want 1", n, rep.err, err)

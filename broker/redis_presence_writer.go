@@ -8,68 +8,66 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Script calls that change a topic — publishes with history, joins,
-// leaves, sweeps — go to Redis by group commit: callers queue them with
-// their node's writer for the topic's Redis (one per master in a
-// cluster), and the writer sends everything queued as one pipeline,
-// answers each caller with its own reply, and takes the next lot. A join
-// storm of N connections, or N publishers writing at once, thus costs a
-// few round trips, not N blocking ones, and a call arriving alone still
-// goes out at once.
+// Presence changes (joins, leaves, sweeps) go to Redis by group commit:
+// callers queue them with their node's writer for the topic's Redis (one
+// per master in a cluster), and the writer sends everything queued as one
+// pipeline, answers each caller with its own reply, and takes the next
+// lot. A join storm of N connections thus costs a few round trips, not N
+// blocking ones, and a call arriving alone still goes out at once.
 //
 // A pipeline keeps the order of its commands, and a writer sends one
 // pipeline at a time, so changes of one topic reach Redis in the order
 // they were queued (a topic's keys all live on one master, served by one
 // writer).
 
-// scriptBatch bounds the calls one pipeline carries.
-const scriptBatch = 512
+// presenceBatch bounds the changes one pipeline carries.
+const presenceBatch = 512
 
-// scriptOp is one script call waiting for its writer.
-type scriptOp struct {
+// presenceOp is one presence script call waiting for its writer.
+type presenceOp struct {
 	ctx    context.Context // the caller's: an op whose caller left before its lot is sent is dropped
 	script *redis.Script
 	keys   []string
 	args   []any
-	active string           // in a cluster, the topic to add to the index of active topics, or ""
-	done   chan scriptReply // buffered: the writer never waits for the caller
+	active string             // in a cluster, the topic to add to the index of active topics, or ""
+	done   chan presenceReply // buffered: the writer never waits for the caller
 }
 
-// scriptReply is a writer's answer to one op: the script's reply, or
+// presenceReply is a writer's answer to one op: the script's reply, or
 // why it could not run.
-type scriptReply struct {
+type presenceReply struct {
 	cmd *redis.Cmd
 	err error
 }
 
-// scriptWriter sends the queued presence changes of one Redis (one
+// presenceWriter sends the queued presence changes of one Redis (one
 // cluster master). Its run goroutine, owned by the broker, ends when the
 // broker closes.
-type scriptWriter struct {
+type presenceWriter struct {
 	r     *Redis
 	inbox inbox
 }
 
-// scriptWriters holds a node's writers by Redis address ("" with a
+// presenceWriters holds a node's writers by Redis address ("" with a
 // single Redis), each started on first use.
-type scriptWriters struct {
+type presenceWriters struct {
 	mu     sync.Mutex
-	byAddr map[string]*scriptWriter
+	byAddr map[string]*presenceWriter
 	closed bool // set by Close: no writer starts after it
 }
 
-// scriptCall queues op with the writer for topic and waits for its
+// presenceCall queues op with the writer for topic and waits for its
 // reply, or for ctx (from op) to end. A cancelled caller stops waiting
 // but does not disturb the lot its op went out in.
-func (r *Redis) scriptCall(ctx context.Context, topic string, op *scriptOp) (*redis.Cmd, error) {
+func (r *Redis) presenceCall(ctx context.Context, topic string, op *presenceOp) (*redis.Cmd, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fail(ctx, err)
 	}
-	w := r.scriptWriter(ctx, topic)
+	w := r.presenceWriter(ctx, topic)
 	if w == nil {
 		return nil, ErrClosed
 	}
-	op.ctx, op.done = ctx, make(chan scriptReply, 1)
+	op.ctx, op.done = ctx, make(chan presenceReply, 1)
 	w.inbox.put(op)
 	select {
 	case rep := <-op.done:
@@ -82,11 +80,11 @@ func (r *Redis) scriptCall(ctx context.Context, topic string, op *scriptOp) (*re
 	}
 }
 
-// scriptWriter returns the writer serving topic's keys, starting it if
+// presenceWriter returns the writer serving topic's keys, starting it if
 // needed, or nil once the broker is closed. In a cluster, a topic whose
 // master is not known yet goes through the writer for "": its pipeline
 // is routed by the cluster client all the same.
-func (r *Redis) scriptWriter(ctx context.Context, topic string) *scriptWriter {
+func (r *Redis) presenceWriter(ctx context.Context, topic string) *presenceWriter {
 	addr := ""
 	if r.cluster != nil {
 		if master, err := r.cluster.MasterForKey(ctx, r.key(topic, ":users")); err == nil {
@@ -102,9 +100,9 @@ func (r *Redis) scriptWriter(ctx context.Context, topic string) *scriptWriter {
 	w := ws.byAddr[addr]
 	if w == nil {
 		if ws.byAddr == nil {
-			ws.byAddr = make(map[string]*scriptWriter)
+			ws.byAddr = make(map[string]*presenceWriter)
 		}
-		w = &scriptWriter{r: r, inbox: inbox{ready: make(chan struct{}, 1)}}
+		w = &presenceWriter{r: r, inbox: inbox{ready: make(chan struct{}, 1)}}
 		ws.byAddr[addr] = w
 		r.wg.Go(w.run)
 	}
@@ -113,31 +111,31 @@ func (r *Redis) scriptWriter(ctx context.Context, topic string) *scriptWriter {
 
 // close keeps new writers from starting; the running ones end with the
 // broker's context. Close calls it before waiting for the goroutines.
-func (ws *scriptWriters) close() {
+func (ws *presenceWriters) close() {
 	ws.mu.Lock()
 	ws.closed = true
 	ws.mu.Unlock()
 }
 
 // run sends queued lots until the broker closes, then fails what is left.
-func (w *scriptWriter) run() {
+func (w *presenceWriter) run() {
 	for {
 		select {
 		case <-w.r.ctx.Done():
 			for _, item := range w.inbox.take() {
-				item.(*scriptOp).done <- scriptReply{err: ErrClosed}
+				item.(*presenceOp).done <- presenceReply{err: ErrClosed}
 			}
 			return
 		case <-w.inbox.ready:
 		}
 		items := w.inbox.take()
 		for len(items) > 0 {
-			n := min(len(items), scriptBatch)
-			ops := make([]*scriptOp, 0, n)
+			n := min(len(items), presenceBatch)
+			ops := make([]*presenceOp, 0, n)
 			for _, item := range items[:n] {
-				op := item.(*scriptOp)
+				op := item.(*presenceOp)
 				if err := op.ctx.Err(); err != nil {
-					op.done <- scriptReply{err: err} // the caller left: nothing to do for it
+					op.done <- presenceReply{err: err} // the caller left: nothing to do for it
 					continue
 				}
 				ops = append(ops, op)
@@ -152,7 +150,7 @@ func (w *scriptWriter) run() {
 // caller's) and answers each with its own reply. A Redis that lost its
 // scripts (a restart) gets them loaded again and the ops it refused sent
 // again, in order.
-func (w *scriptWriter) send(ops []*scriptOp) {
+func (w *presenceWriter) send(ops []*presenceOp) {
 	if len(ops) == 0 {
 		return
 	}
@@ -167,7 +165,7 @@ func (w *scriptWriter) send(ops []*scriptOp) {
 		}
 	}
 	if len(again) > 0 {
-		retry := make([]*scriptOp, len(again))
+		retry := make([]*presenceOp, len(again))
 		for j, i := range again {
 			retry[j] = ops[i]
 		}
@@ -187,14 +185,14 @@ func (w *scriptWriter) send(ops []*scriptOp) {
 		if err == nil && op.active != "" && mark != nil {
 			err = mark.Err() // the index of active topics must hold the topic too
 		}
-		op.done <- scriptReply{cmd: cmds[i], err: err}
+		op.done <- presenceReply{cmd: cmds[i], err: err}
 	}
 }
 
 // pipeline sends ops, and in a cluster one ZADD of their topics to the
 // index of active topics (mark, nil when none), in one pipeline. Each
 // command carries its own error.
-func (w *scriptWriter) pipeline(ctx context.Context, ops []*scriptOp) (cmds []*redis.Cmd, mark *redis.IntCmd) {
+func (w *presenceWriter) pipeline(ctx context.Context, ops []*presenceOp) (cmds []*redis.Cmd, mark *redis.IntCmd) {
 	r := w.r
 	cmds = make([]*redis.Cmd, len(ops))
 	_, _ = r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -221,7 +219,7 @@ func isNoScript(err error) bool {
 }
 
 // loadScripts loads the scripts ops use (on every master, in a cluster).
-func loadScripts(ctx context.Context, c redis.UniversalClient, ops []*scriptOp) error {
+func loadScripts(ctx context.Context, c redis.UniversalClient, ops []*presenceOp) error {
 	loaded := make(map[*redis.Script]bool)
 	for _, op := range ops {
 		if loaded[op.script] {
