@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard/switchboard/internal/wait"
 	"github.com/switchboard/switchboard/internal/wstest"
 	"github.com/switchboard/switchboard/protocol"
 )
@@ -27,6 +28,7 @@ func TestAdmissionIsPaced(t *testing.T) {
 	defer syscall.Kill(pid, syscall.SIGCONT)
 
 	first := wstest.Dial(t, n.WS()+"?user=first") // its inbox subscription waits for Redis
+	wait.For(t, converge, "the first connection holds the admission slot", func() bool { return n.Server.Admitting() == 1 })
 	start := time.Now()
 	second := wstest.Dial(t, n.WS()+"?user=second")
 	code, reason := second.ExpectClose()

@@ -178,7 +178,7 @@ func TestTrimmedHistoryIsReportedAsAGap(t *testing.T) {
 	alice.Join("#t", "alice", "alice")
 	alice.Say("#t", "first")
 	first := alice.ExpectRoomMessage("#t", "alice", "first").ID
-	const total = 300 // Redis trims whole stream nodes of 100 entries
+	const total = 300 // far past HISTORY_SIZE: "first" is trimmed
 	for i := range total {
 		alice.Say("#t", strconv.Itoa(i))
 	}

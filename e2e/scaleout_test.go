@@ -361,7 +361,7 @@ func TestSlowRedisDoesNotDropClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	// More frames than the worker's inbox holds, all waiting on Redis: the
-	// reader waits too, and the pinger must not mistake that for death.
+	// reader waits too, and the keep-alive must not mistake that for death.
 	const rooms = 30
 	for i := range rooms {
 		c.Send("chat-room", "JoinRoom", protocol.RoomRef{Room: "#slow-" + strconv.Itoa(i)})

@@ -45,6 +45,9 @@ func (a *admission) enter(ctx context.Context) bool {
 // leave gives the slot back.
 func (a *admission) leave() { <-a.slots }
 
+// inUse reports how many connections are being admitted now.
+func (a *admission) inUse() int { return len(a.slots) }
+
 // busy is the close request for a connection refused admission: 1013,
 // with a retry hint spread over one to four admission waits so that the
 // refused do not all come back at the same moment.

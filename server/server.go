@@ -163,6 +163,10 @@ func (s *Server) untrack(c *client) {
 	s.conns.Done()
 }
 
+// Admitting reports how many connections are being verified and
+// subscribed right now (at most ADMIT_CONCURRENCY).
+func (s *Server) Admitting() int { return s.admission.inUse() }
+
 // Connections reports how many WebSockets are open.
 func (s *Server) Connections() int {
 	s.mu.Lock()

@@ -120,15 +120,17 @@ func (n *Node) scan(r io.Reader, addr chan<- string, onLine func([]byte)) {
 		line := sc.Bytes()
 		_, _ = n.out.Write(line)
 		_, _ = n.out.Write([]byte{'\n'})
+		// Every line is handed on before the listening record releases
+		// StartNode, so that its caller has seen all of them by then.
+		if onLine != nil {
+			onLine(line)
+		}
 		if !sent {
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" && rec.Addr != "" {
 				addr <- rec.Addr
 				sent = true
 			}
-		}
-		if onLine != nil {
-			onLine(line)
 		}
 	}
 	// A line longer than the buffer ends scanning; drain the rest so the
