@@ -3,7 +3,8 @@
 # packages: redis-server and redis-cli (broker tests, single and cluster),
 # nginx (the compose file's load balancer, run for real), docker-compose
 # (only to validate docker-compose.yml; no Docker engine is used) and
-# Chromium (browser tests of the web client). The tests start and stop their
+# Chromium (browser tests of the web client) and Node.js (the JavaScript
+# client's tests) when it is missing. The tests start and stop their
 # own throwaway servers and browsers; services the packages start on install
 # are stopped again so nothing is left running.
 set -euo pipefail
@@ -16,6 +17,8 @@ have redis-cli || missing+=(redis-tools)
 have chromium || missing+=(chromium)
 have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 have docker-compose || missing+=(docker-compose)
+# The JavaScript client's tests run on Node (>= 20, for its WebSocket).
+have node || missing+=(nodejs)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
