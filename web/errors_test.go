@@ -164,7 +164,7 @@ func TestTicketURLIsAskedForEveryConnection(t *testing.T) {
 	px.down()
 	p.waitFor("the page to notice", statusIs("reconnecting"))
 	px.up()
-	p.click("#retry-now")
+	p.retryNow()
 	p.waitFor("the room joined again", `document.getElementById('status').dataset.connects === '2' && `+roomStateIs("#ops", "joined"))
 	if c := p.evalString(`String(window.switchboard.tickets.calls)`); c < "2" {
 		t.Errorf("ticket URL asked %s times, want at least 2", c)

@@ -162,6 +162,16 @@ func (p *page) click(css string) {
 	p.do("click "+css, chromedp.Click(chromedp.CSS(css)))
 }
 
+// retryNow presses "Retry now" if the page is still waiting to
+// reconnect: it may have reconnected by itself since the test looked, in
+// which case the button is hidden and there is nothing to press.
+func (p *page) retryNow() {
+	p.t.Helper()
+	if _, err := p.eval(`(() => { const b = document.getElementById('retry-now'); if (!b.hidden) b.click(); return '' })()`); err != nil {
+		p.t.Fatalf("retry now: %v", err)
+	}
+}
+
 func (p *page) setValue(css, value string) {
 	p.t.Helper()
 	p.do("fill "+css, chromedp.SetValue(chromedp.CSS(css), value))

@@ -39,7 +39,7 @@ func TestReconnectReplaysMissedRoomMessagesOnce(t *testing.T) {
 	p.waitFor("a countdown", `/next attempt in \d+ s/.test(document.getElementById('status-detail').textContent)`)
 	p.waitFor("Retry now", `!document.getElementById('retry-now').hidden`)
 	px.up()
-	p.click("#retry-now")
+	p.retryNow()
 
 	want := []string{"bob: before"}
 	for _, m := range missed {
@@ -80,7 +80,7 @@ func TestReconnectShowsGapWhenHistoryWasTrimmed(t *testing.T) {
 	}
 	p.waitFor("the page to notice", statusIs("reconnecting"))
 	px.up()
-	p.click("#retry-now")
+	p.retryNow()
 
 	p.waitFor("the gap notice", roomSel("#small")+`?.querySelector('.gap-notice:not([hidden])') != null`)
 	p.waitList("retained messages", roomJS("#small"), "bob: m0", "bob: m4", "bob: m5", "bob: m6")

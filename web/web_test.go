@@ -138,7 +138,7 @@ func TestRefusedRejoinAfterReconnectRemovesThatTab(t *testing.T) {
 	px.down()
 	p.waitFor("the page to notice", statusIs("reconnecting"))
 	px.up()
-	p.click("#retry-now")
+	p.retryNow()
 	p.waitFor("#kept joined again", `document.getElementById('status').dataset.connects === '2' && `+roomStateIs("#kept", "joined"))
 	p.waitFor("the refused re-join told", `document.getElementById('join-error').dataset.room === '#dropped'`)
 	if code := p.evalString(`document.getElementById('join-error').dataset.code`); code != "forbidden" {
