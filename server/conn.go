@@ -45,6 +45,11 @@ type client struct {
 
 	// reading is the reader's report to the keep-alive (keepalive.go).
 	reading readMark
+	// Keep-alive state: the context that ends this connection's pings, its
+	// slot on the node's schedule, and whether a ping is in flight.
+	pingCtx       context.Context
+	keepAliveSlot int
+	pinging       atomic.Bool
 
 	// tasks are server-side requests (the server API's joins and leaves)
 	// that the worker runs between frames, so that they never race the

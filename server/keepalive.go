@@ -2,13 +2,15 @@ package server
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // How a dead peer is found.
 //
-// The keep-alive pings the peer every WS_TIMEOUT/2 and gives the pong as
+// The keep-alive (keepAlives, one schedule for the node) pings a silent
+// peer every WS_TIMEOUT/2 and gives the pong as
 // long again to come back. coder/websocket reads a pong only inside
 // Conn.Read, so an unanswered ping proves the peer gone only if the reader
 // sat in Read for the whole wait. The reader is out of Read while it hands
@@ -51,38 +53,102 @@ func (m *readMark) leave() { m.since.Store(notReading) }
 // notReading.
 func (m *readMark) readingSince() int64 { return m.since.Load() }
 
-// keepAlive is the connection's keep-alive goroutine. It stops when a close
-// is requested, its one way to stop; it requests one itself when the peer
-// does not answer. ctx bounds each ping; the reader cancels it when the
-// peer is gone.
-func (c *client) keepAlive(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+// keepAlives pings the node's silent connections on one schedule: one
+// goroutine, owned by Serve, visits each connection once per interval
+// (one of keepAliveSlots slots per tick), so an idle socket has no
+// keep-alive goroutine or timer of its own. A connection that needs a ping
+// gets one short-lived goroutine for it, which ends when the pong comes,
+// the wait runs out, or the connection ends.
+type keepAlives struct {
+	interval time.Duration
+
+	mu    sync.Mutex
+	slots [keepAliveSlots]map[*client]struct{}
+	next  int // the slot the next connection goes to
+}
+
+// keepAliveSlots is how many ticks one round of visits is spread over.
+const keepAliveSlots = 16
+
+func newKeepAlives(interval time.Duration) *keepAlives {
+	k := &keepAlives{interval: interval}
+	for i := range k.slots {
+		k.slots[i] = make(map[*client]struct{})
+	}
+	return k
+}
+
+// add puts a connection on the schedule; ctx ends its pings (the
+// connection's context, cancelled when it ends).
+func (k *keepAlives) add(c *client, ctx context.Context) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c.pingCtx = ctx
+	c.keepAliveSlot = k.next
+	k.slots[k.next][c] = struct{}{}
+	k.next = (k.next + 1) % keepAliveSlots
+}
+
+// remove takes a connection off the schedule.
+func (k *keepAlives) remove(c *client) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.slots[c.keepAliveSlot], c)
+}
+
+// run visits one slot per tick until ctx ends.
+func (k *keepAlives) run(ctx context.Context) {
+	t := time.NewTicker(max(k.interval/keepAliveSlots, time.Millisecond))
 	defer t.Stop()
-	for {
+	for slot := 0; ; slot = (slot + 1) % keepAliveSlots {
 		select {
-		case <-c.closing:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		since := c.reading.readingSince()
-		if since == notReading {
-			continue // a pong could not be read now
+		k.mu.Lock()
+		due := make([]*client, 0, len(k.slots[slot]))
+		for c := range k.slots[slot] {
+			due = append(due, c)
 		}
-		sent := c.reading.now()
-		if sent-since < int64(interval) {
-			continue // a frame arrived within the interval: the peer is there
+		k.mu.Unlock()
+		for _, c := range due {
+			if c.needsPing(k.interval) {
+				go c.ping(k.interval)
+			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, interval)
-		err := c.ws.Ping(pctx)
-		cancel()
-		if err == nil || ctx.Err() != nil || c.isClosing() {
-			continue // answered, or the connection is ending anyway
-		}
-		if since := c.reading.readingSince(); since == notReading || since > sent {
-			continue // the reader could not read the pong, or read a frame
-		}
-		c.logger().Info("dropping unresponsive connection", "err", err)
-		c.close(closeFor(causePingTimeout))
-		return
 	}
+}
+
+// needsPing reports whether the connection should be pinged now: it is
+// not closing, has no ping in flight, its reader is in Read (so that the
+// pong can be read), and it sent nothing within the interval.
+func (c *client) needsPing(interval time.Duration) bool {
+	if c.isClosing() {
+		return false
+	}
+	since := c.reading.readingSince()
+	if since == notReading || c.reading.now()-since < int64(interval) {
+		return false
+	}
+	return c.pinging.CompareAndSwap(false, true)
+}
+
+// ping pings the peer once and closes the connection if no pong comes
+// back within the interval while the reader sat in Read all along (see
+// readMark). It is the connection's keep-alive for one round.
+func (c *client) ping(interval time.Duration) {
+	defer c.pinging.Store(false)
+	sent := c.reading.now()
+	ctx, cancel := context.WithTimeout(c.pingCtx, interval)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err == nil || c.pingCtx.Err() != nil || c.isClosing() {
+		return // answered, or the connection is ending anyway
+	}
+	if since := c.reading.readingSince(); since == notReading || since > sent {
+		return // the reader could not read the pong, or read a frame
+	}
+	c.logger().Info("dropping unresponsive connection", "err", err)
+	c.close(closeFor(causePingTimeout))
 }

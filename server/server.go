@@ -29,14 +29,15 @@ const shutdownGrace = 2 * time.Second
 // API. It owns the connections, not the node: the caller starts the node
 // before Serve and closes it after.
 type Server struct {
-	node      *node.Node
-	cfg       config.Config
-	log       *slog.Logger
-	router    *channels.Router
-	metrics   *metrics.Metrics
-	auth      node.Authenticator // nil in open mode
-	admission *admission
-	echo      *echo.Echo
+	node       *node.Node
+	cfg        config.Config
+	log        *slog.Logger
+	router     *channels.Router
+	metrics    *metrics.Metrics
+	auth       node.Authenticator // nil in open mode
+	admission  *admission
+	keepAlives *keepAlives
+	echo       *echo.Echo
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
@@ -49,9 +50,10 @@ type Server struct {
 func New(n *node.Node) *Server {
 	s := &Server{
 		node: n, cfg: n.Config, log: n.Log, router: n.Router, metrics: n.Metrics, auth: n.Auth,
-		clients:   make(map[*client]struct{}),
-		byID:      make(map[string]*client),
-		admission: newAdmission(n.Config.AdmitConcurrency, n.Config.AdmitWait),
+		clients:    make(map[*client]struct{}),
+		byID:       make(map[string]*client),
+		admission:  newAdmission(n.Config.AdmitConcurrency, n.Config.AdmitWait),
+		keepAlives: newKeepAlives(n.Config.WSTimeout / 2),
 	}
 	s.echo = s.routes()
 	n.SetController(s.control)
@@ -82,6 +84,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String())
+	pings, stopPings := context.WithCancel(context.Background())
+	var pinger sync.WaitGroup
+	pinger.Go(func() { s.keepAlives.run(pings) })
+	defer func() { stopPings(); pinger.Wait() }()
 
 	select {
 	case err := <-served:

@@ -59,18 +59,20 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 
 // serveConn runs one accepted connection to its end: authenticate, admit,
 // serve frames, leave the channels, close. This goroutine is the worker:
-// it processes the client's frames one at a time, in order. Three more
+// it processes the client's frames one at a time, in order. Two more
 // goroutines serve the connection, started here and waited for before
-// serveConn returns:
+// serveConn returns, and the node's keep-alive schedule visits it:
 //   - the reader (read, reader.go) reads frames and hands them to the
 //     worker, so that pings and close frames are read even while the worker
 //     waits for the broker;
 //   - the writer (writeLoop, writer.go) writes the queued frames and carries
 //     out the close;
-//   - the keep-alive (keepAlive, keepalive.go) pings the peer.
+//   - the keep-alive (keepAlives, keepalive.go) pings the peer when it is
+//     silent, on a short-lived goroutine that ends with the connection's
+//     context.
 //
-// A close request (client.close) is what stops them all: the worker, the
-// writer and the keep-alive stop on it, the writer carries it out, and
+// A close request (client.close) is what stops them all: the worker and
+// the writer stop on it, the writer carries it out, and
 // the reader stops when the closed socket fails its Read (or on the
 // request itself while it waits for the worker). Every path ends in one:
 // the reader requests one when the peer goes, and serveConn when the
@@ -98,8 +100,9 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, l
 	frames := make(chan inboxFrame, inboxFrames)
 	var wg sync.WaitGroup
 	wg.Go(cl.writeLoop)
-	wg.Go(func() { cl.keepAlive(ctx, s.cfg.WSTimeout/2) })
 	wg.Go(func() { s.read(ctx, cl, frames, peerGone) })
+	s.keepAlives.add(cl, ctx)
+	defer s.keepAlives.remove(cl)
 
 	joins, err := s.authenticateAndAdmit(ctx, cl, frames, cr)
 	admitted := err == nil
