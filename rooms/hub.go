@@ -357,6 +357,9 @@ func (h *Hub) Deliver(msg broker.Message) {
 		case mb.held:
 			mb.buffer = append(mb.buffer, heldFrame{id: msgID, about: about, frame: frame})
 			mb.buffered += len(frame)
+		case about != "" && about == mb.m.User():
+			// Another connection of the member's own user came or went: its
+			// user is present all along, as far as this member goes.
 		default:
 			mb.deliver(msgID, frame)
 		}

@@ -376,3 +376,18 @@ func TestMembershipIndex(t *testing.T) {
 		t.Errorf("after leaving everything, a is in %v", got)
 	}
 }
+
+// TestNoNewsOfOneself: a member never hears that its own user joined or
+// left (another tab of the same user, racing this one), held or live;
+// news of other users reaches it.
+func TestNoNewsOfOneself(t *testing.T) {
+	h, _ := newHub(1 << 20)
+	m := &recorder{id: "a", user: "alice"}
+	_, _ = h.Join(ctx, "room:#r", m, false)
+	h.Deliver(announcement("JoinedRoom", "alice"))
+	h.Deliver(announcement("LeftRoom", "alice"))
+	h.Deliver(announcement("JoinedRoom", "bob"))
+	if got := m.texts(); len(got) != 1 || !strings.Contains(got[0], `"bob"`) {
+		t.Fatalf("delivered %q, want only bob's JoinedRoom", got)
+	}
+}
