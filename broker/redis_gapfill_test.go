@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard/switchboard/internal/testredis"
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // TestGapFillAfterPubSubDrop kills only the node's pub/sub connection
@@ -238,4 +239,61 @@ func TestGapFillHoldOverflowAsksToResync(t *testing.T) {
 	if got := na.next(t); got.ID != live {
 		t.Fatalf("then delivered %q, want the live message", got.Data)
 	}
+}
+
+// TestUnroutedCountsWaitingChannels checks the router's count of channels
+// without a shard, which lets an idle node skip scanning its
+// subscriptions: zero once every channel is served, up while a dropped
+// connection's channels wait, zero again once they are restored, and
+// unchanged by unsubscribing a served channel.
+func TestUnroutedCountsWaitingChannels(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	a, _ := newRedisNode(t, srv.URL(), nil, "u:", testOpts)
+	unrouted := func() int {
+		a.subs.mu.Lock()
+		defer a.subs.mu.Unlock()
+		n := 0
+		for _, w := range a.subs.want {
+			if w.shard == nil {
+				n++
+			}
+		}
+		if n != a.subs.unrouted {
+			t.Fatalf("unrouted = %d, but %d channels have no shard", a.subs.unrouted, n)
+		}
+		return n
+	}
+	for i := range 5 {
+		if err := a.Subscribe(ctx, "room:#u"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := unrouted(); n != 0 {
+		t.Fatalf("after subscribing: %d unrouted", n)
+	}
+	a.Unsubscribe(ctx, "room:#u4")
+	if n := unrouted(); n != 0 {
+		t.Fatalf("after unsubscribing: %d unrouted", n)
+	}
+	// Give the shard's channels back as a failed connection does.
+	a.subs.mu.Lock()
+	var sh *shard
+	for _, w := range a.subs.want {
+		sh = w.shard
+	}
+	a.subs.mu.Unlock()
+	resume := map[string]string{}
+	for i := range 4 {
+		resume[a.subs.deps.channel("room:#u"+strconv.Itoa(i))] = ""
+	}
+	a.subs.giveBack(sh, resume)
+	if n := unrouted(); n != 4 {
+		t.Fatalf("after giveBack: %d unrouted, want 4", n)
+	}
+	a.Unsubscribe(ctx, "room:#u3") // a waiting channel no longer wanted
+	if n := unrouted(); n != 3 {
+		t.Fatalf("after unsubscribing a waiting channel: %d unrouted, want 3", n)
+	}
+	wait.For(t, 10*time.Second, "channels routed again", func() bool { return unrouted() == 0 })
 }

@@ -76,6 +76,11 @@ type subscriptions struct {
 
 	mu     sync.Mutex
 	want   map[string]*want  // channel → who serves it
+	// unrouted counts the wanted channels without a shard, so that the
+	// router scans want only when some channel waits (an idle node with
+	// many subscriptions costs nothing per tick). Changed only by
+	// addWant, dropWant and setShard.
+	unrouted int
 	shards map[string]*shard // by endpoint address
 	health map[string]*addrHealth
 	closed bool
@@ -183,8 +188,7 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 	}
 	w := s.want[ch]
 	if w == nil {
-		w = &want{topic: topic}
-		s.want[ch] = w
+		w = s.addWant(ch, topic)
 	}
 	if w.shard != nil {
 		sh = w.shard // already served (perhaps re-routed meanwhile)
@@ -199,7 +203,7 @@ func (s *subscriptions) subscribe(ctx context.Context, topic string) error {
 		}
 		return ErrUnavailable
 	}
-	w.shard = sh
+	s.setShard(w, sh)
 	sh.send(subscribeCmd{channel: ch, topic: topic, resume: w.resume, reply: reply})
 	w.resume = ""
 	s.mu.Unlock()
@@ -219,11 +223,44 @@ func (s *subscriptions) unsubscribe(topic string) {
 	ch := s.deps.channel(topic)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := s.want[ch]
-	delete(s.want, ch)
+	w := s.dropWant(ch)
 	if w != nil && w.shard != nil {
 		w.shard.send(unsubscribeCmd{channel: ch})
 	}
+}
+
+// addWant records that the node wants ch, not yet served. Caller holds
+// mu.
+func (s *subscriptions) addWant(ch, topic string) *want {
+	w := &want{topic: topic}
+	s.want[ch] = w
+	s.unrouted++
+	return w
+}
+
+// dropWant forgets ch and returns what it was. Caller holds mu.
+func (s *subscriptions) dropWant(ch string) *want {
+	w := s.want[ch]
+	if w == nil {
+		return nil
+	}
+	delete(s.want, ch)
+	if w.shard == nil {
+		s.unrouted--
+	}
+	return w
+}
+
+// setShard records who serves w now (nil: nobody, the router will look).
+// Caller holds mu.
+func (s *subscriptions) setShard(w *want, sh *shard) {
+	switch {
+	case w.shard == nil && sh != nil:
+		s.unrouted--
+	case w.shard != nil && sh == nil:
+		s.unrouted++
+	}
+	w.shard = sh
 }
 
 // owns reports whether sh is the shard asked to serve ch.
@@ -241,7 +278,8 @@ func (s *subscriptions) giveBack(sh *shard, resume map[string]string) {
 	s.mu.Lock()
 	for ch, last := range resume {
 		if w := s.want[ch]; w != nil && w.shard == sh {
-			w.shard, w.resume = nil, last
+			s.setShard(w, nil)
+			w.resume = last
 		}
 	}
 	s.mu.Unlock()
@@ -323,9 +361,11 @@ func (s *subscriptions) routeLoop() {
 		}
 		s.mu.Lock()
 		var waiting []string
-		for ch, w := range s.want {
-			if w.shard == nil {
-				waiting = append(waiting, ch)
+		if s.unrouted > 0 {
+			for ch, w := range s.want {
+				if w.shard == nil {
+					waiting = append(waiting, ch)
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -344,7 +384,7 @@ func (s *subscriptions) routeLoop() {
 			}
 			s.mu.Lock()
 			if w := s.want[ch]; w != nil && w.shard == nil && s.live(sh) {
-				w.shard = sh
+				s.setShard(w, sh)
 				sh.send(subscribeCmd{channel: ch, topic: w.topic, resume: w.resume})
 				w.resume = ""
 			}
