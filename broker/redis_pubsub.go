@@ -74,16 +74,16 @@ type subscriptions struct {
 	kick   chan struct{} // wakes the router
 	fills  chan struct{} // one token per gap fill running
 
-	mu     sync.Mutex
-	want   map[string]*want  // channel → who serves it
+	mu   sync.Mutex
+	want map[string]*want // channel → who serves it
 	// unrouted counts the wanted channels without a shard, so that the
 	// router scans want only when some channel waits (an idle node with
 	// many subscriptions costs nothing per tick). Changed only by
 	// addWant, dropWant and setShard.
 	unrouted int
-	shards map[string]*shard // by endpoint address
-	health map[string]*addrHealth
-	closed bool
+	shards   map[string]*shard // by endpoint address
+	health   map[string]*addrHealth
+	closed   bool
 }
 
 // want is the node's intent for one channel.
