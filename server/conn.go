@@ -66,6 +66,8 @@ type client struct {
 	closeOnce sync.Once
 	closing   chan struct{}
 	closeReq  closeRequest
+	// written is closed once the writer has carried out the close request.
+	written chan struct{}
 
 	// watchdog aborts a write that takes longer than WRITE_TIMEOUT: one
 	// timer per connection, re-armed per frame, instead of a context and
@@ -82,13 +84,15 @@ func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writ
 		id:      id,
 		limits:  lim,
 		ws:      ws,
-		queue:   newSendQueue(queueBytes),
+
 		writeT:  writeTimeout,
 		sent:    sent,
 		reading: newReadMark(),
 		closing: make(chan struct{}),
 		tasks:   make(chan func(context.Context), taskQueue),
+		written: make(chan struct{}),
 	}
+	c.queue = newSendQueue(queueBytes, func() { go c.writeLoop() })
 	c.watchdog = time.AfterFunc(time.Hour, c.abortWrites)
 	c.watchdog.Stop()
 	c.log.Store(log.With("conn", id))
@@ -184,7 +188,8 @@ func (c *client) close(req closeRequest) {
 			c.stuckTimer = time.AfterFunc(stuckWriteGrace, c.abortWrites)
 		case endFlush:
 		}
-		close(c.closing) // last: the writer reads closeReq and stuckTimer once it sees this
+		close(c.closing) // the writer reads closeReq and stuckTimer once it sees this
+		c.queue.kick()   // a writer carries the request out, started if none runs
 	})
 }
 

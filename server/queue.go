@@ -9,18 +9,66 @@ import (
 // by their total size: a burst of many small frames fits, a client that
 // stops reading does not pin unbounded memory. Frames count against the
 // bound until they are written.
+//
+// The writer runs on demand: the push that finds no writer running calls
+// startWriter, and the writer ends once it finds the queue empty (next),
+// so an idle connection has no writer goroutine. kick starts one without
+// a frame, to carry out a close request.
 type sendQueue struct {
-	maxBytes int
-	ready    chan struct{} // a frame was queued (capacity 1)
-	space    chan struct{} // a frame was written (capacity 1)
+	maxBytes    int
+	space       chan struct{} // a frame was written (capacity 1)
+	startWriter func()        // starts a writer goroutine
 
-	mu     sync.Mutex
-	frames [][]byte
-	bytes  int
+	mu      sync.Mutex
+	frames  [][]byte
+	bytes   int
+	writing bool // a writer runs, or was started; cleared only by next
 }
 
-func newSendQueue(maxBytes int) *sendQueue {
-	return &sendQueue{maxBytes: maxBytes, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newSendQueue(maxBytes int, startWriter func()) *sendQueue {
+	return &sendQueue{maxBytes: maxBytes, space: make(chan struct{}, 1), startWriter: startWriter}
+}
+
+// wakeLocked marks the writer running and reports whether the caller must
+// start it. Caller holds mu.
+func (q *sendQueue) wakeLocked() bool {
+	if q.writing {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// kick starts a writer if none runs, so that it sees a close request.
+func (q *sendQueue) kick() {
+	q.mu.Lock()
+	start := q.wakeLocked()
+	q.mu.Unlock()
+	if start {
+		q.startWriter()
+	}
+}
+
+// next is the writer's request for work: every queued frame, oldest
+// first (left counted until done is called for each); else closing=true
+// when stop is closed (the writer goes on to carry out the close, and no
+// other writer starts); else nothing, and the writer must end: the next
+// push starts another.
+func (q *sendQueue) next(stop <-chan struct{}) (frames [][]byte, closing bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.frames) > 0 {
+		frames = q.frames
+		q.frames = nil
+		return frames, false
+	}
+	select {
+	case <-stop:
+		return nil, true
+	default:
+	}
+	q.writing = false
+	return nil, false
 }
 
 // tryPush queues a frame unless that would pass the bound. An empty queue
@@ -34,8 +82,11 @@ func (q *sendQueue) tryPush(frame []byte) bool {
 	}
 	q.frames = append(q.frames, frame)
 	q.bytes += len(frame)
+	start := q.wakeLocked()
 	q.mu.Unlock()
-	signal(q.ready)
+	if start {
+		q.startWriter()
+	}
 	return true
 }
 
@@ -47,8 +98,11 @@ func (q *sendQueue) pushAll(frames [][]byte) {
 		q.frames = append(q.frames, f)
 		q.bytes += len(f)
 	}
+	start := q.wakeLocked()
 	q.mu.Unlock()
-	signal(q.ready)
+	if start {
+		q.startWriter()
+	}
 }
 
 // push queues a frame, waiting for room until ctx or stop ends. Only one

@@ -17,31 +17,38 @@ const stuckWriteGrace = 5 * time.Second
 
 // writeLoop is the connection's writer, the one goroutine that writes data
 // and close frames (the keep-alive writes pings; coder/websocket writes
-// pongs, and the 1009 close frame, from within Read). It writes queued
-// frames until a close is requested, its one way to stop, and then carries
-// the request out. A failed write requests an abrupt close.
+// pongs, and the 1009 close frame, from within Read). It runs on demand
+// (sendQueue): started by the push that finds it idle, it writes what is
+// queued and ends when the queue is empty, so an idle connection costs no
+// goroutine here. Once a close is requested (close kicks a writer) it
+// carries the request out, closes written and ends for good. A failed
+// write requests an abrupt close.
 func (c *client) writeLoop() {
-	defer c.watchdog.Stop()
 	for {
-		select {
-		case <-c.closing:
+		frames, closing := c.queue.next(c.closing)
+		if closing {
 			c.finish()
+			close(c.written)
 			return
-		case <-c.queue.ready:
 		}
-		if err := c.writeQueued(); err != nil {
+		if frames == nil {
+			return // idle; the next push starts a writer
+		}
+		if err := c.writeFrames(frames); err != nil {
 			c.logger().Debug("write failed", "err", err)
 			c.close(closeFor(causeWriteError))
 		}
 	}
 }
 
-// writeQueued writes everything queued, stopping early if a close that
-// does not flush is requested meanwhile. The frames of one batch leave in
-// one system call (the socket is corked around them), within one
-// WRITE_TIMEOUT that the watchdog enforces.
-func (c *client) writeQueued() error {
-	frames := c.queue.take()
+// writeQueued writes everything queued (see writeFrames).
+func (c *client) writeQueued() error { return c.writeFrames(c.queue.take()) }
+
+// writeFrames writes frames taken from the queue, stopping early if a
+// close that does not flush is requested meanwhile. The frames of one
+// batch leave in one system call (the socket is corked around them),
+// within one WRITE_TIMEOUT that the watchdog enforces.
+func (c *client) writeFrames(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
@@ -73,6 +80,7 @@ func (c *client) writeQueued() error {
 // handshake (bounded by the library's own timeouts) after flushing the
 // queue if the request asks for it.
 func (c *client) finish() {
+	defer c.watchdog.Stop()
 	if c.stuckTimer != nil {
 		c.stuckTimer.Stop()
 	}

@@ -60,13 +60,14 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // serveConn runs one accepted connection to its end: authenticate, admit,
 // serve frames, leave the channels, close. This goroutine is the worker:
 // it processes the client's frames one at a time, in order. Two more
-// goroutines serve the connection, started here and waited for before
-// serveConn returns, and the node's keep-alive schedule visits it:
-//   - the reader (read, reader.go) reads frames and hands them to the
-//     worker, so that pings and close frames are read even while the worker
-//     waits for the broker;
+// goroutines serve the connection, both waited for before serveConn
+// returns, and the node's keep-alive schedule visits it:
+//   - the reader (read, reader.go), started here, reads frames and hands
+//     them to the worker, so that pings and close frames are read even
+//     while the worker waits for the broker;
 //   - the writer (writeLoop, writer.go) writes the queued frames and carries
-//     out the close;
+//     out the close; it runs only while there is something to write (the
+//     send queue starts it), so an idle connection has two goroutines;
 //   - the keep-alive (keepAlives, keepalive.go) pings the peer when it is
 //     silent, on a short-lived goroutine that ends with the connection's
 //     context.
@@ -99,7 +100,6 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, l
 	// waits: the client sends faster than the server processes.
 	frames := make(chan inboxFrame, inboxFrames)
 	var wg sync.WaitGroup
-	wg.Go(cl.writeLoop)
 	wg.Go(func() { s.read(ctx, cl, frames, peerGone) })
 	s.keepAlives.add(cl, ctx)
 	defer s.keepAlives.remove(cl)
@@ -119,6 +119,7 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, l
 		cl.close(ref.req)
 	}
 	cl.close(closeFor(causePeer)) // whatever ended it, unless a cause was given
+	<-cl.written
 	wg.Wait()
 	code, reason := cl.outcome()
 	cl.logger().Info("disconnected", "cause", cl.closeReq.cause.label(), "code", code, "reason", reason)
