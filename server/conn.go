@@ -81,9 +81,9 @@ type client struct {
 
 func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
 	c := &client{
-		id:      id,
-		limits:  lim,
-		ws:      ws,
+		id:     id,
+		limits: lim,
+		ws:     ws,
 
 		writeT:  writeTimeout,
 		sent:    sent,
