@@ -42,7 +42,7 @@ type Config struct {
 	ChatPublish      bool          // whether clients may post to the global chat
 	NodePublishBytes int           // bytes per second the node publishes, all clients together; 0: no limit
 	SendQueueBytes   int           // bytes queued per connection before it counts as too slow
-	WSTimeout        time.Duration // a silent connection is pinged after half of it and dropped after all of it
+	WSTimeout        time.Duration // a silent connection is dropped after it, pinged when at most 10 s of it are left
 	WriteTimeout     time.Duration // longest a single frame write may take
 	ShutdownTimeout  time.Duration // longest a graceful shutdown may take
 	OpTimeout        time.Duration // longest one broker operation may take
@@ -148,7 +148,7 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return intIn(&c.NodePublishBytes, v, 0, 1<<40) }},
 	{Env: "SEND_QUEUE_BYTES", Flag: "send-queue-bytes", Default: "1048576", Help: "bytes of frames queued for one connection before it is closed as too slow (1008)",
 		apply: func(c *Config, v string) error { return intIn(&c.SendQueueBytes, v, 1024, 1<<30) }},
-	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "30s", Help: "a connection silent this long is dropped; it is pinged after half of it",
+	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "60s", Help: "a connection silent this long (no frame, no pong) is dropped; it is pinged when the pong wait is left (half of it, at most 10 s)",
 		apply: func(c *Config, v string) error {
 			return durationIn(&c.WSTimeout, v, 100*time.Millisecond, 24*time.Hour)
 		}},

@@ -28,6 +28,8 @@ type Metrics struct {
 	FramesIn *prometheus.CounterVec
 	// FramesOut counts frames written to clients.
 	FramesOut prometheus.Counter
+	// Pings counts keep-alive pings sent to silent connections.
+	Pings prometheus.Counter
 	// Errors counts Error replies by code.
 	Errors *prometheus.CounterVec
 	// BrokerSeconds times broker operations by op and result (ok, error).
@@ -56,6 +58,9 @@ func New(subscriptions func() int) *Metrics {
 		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_frames_sent_total", Help: "Frames written to clients.",
 		}),
+		Pings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_keepalive_pings_total", Help: "Keep-alive pings sent to silent connections.",
+		}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_client_errors_total", Help: "Error replies sent to clients, by code.",
 		}, []string{"code"}),
@@ -70,6 +75,7 @@ func New(subscriptions func() int) *Metrics {
 	f(m.Closed)
 	f(m.FramesIn)
 	f(m.FramesOut)
+	f(m.Pings)
 	f(m.Errors)
 	f(m.BrokerSeconds)
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

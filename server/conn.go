@@ -44,7 +44,7 @@ type client struct {
 	earlyLen int
 
 	// reading is the reader's report to the keep-alive (keepalive.go).
-	reading readMark
+	reading *readMark
 	// Keep-alive state: the context that ends this connection's pings, its
 	// slot on the node's schedule, and whether a ping is in flight.
 	pingCtx       context.Context
@@ -79,7 +79,7 @@ type client struct {
 	stuckTimer *time.Timer // set by close, stopped by the writer
 }
 
-func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
+func newClient(id string, ws *websocket.Conn, mark *readMark, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
 	c := &client{
 		id:     id,
 		limits: lim,
@@ -87,7 +87,7 @@ func newClient(id string, ws *websocket.Conn, lim *limiter, queueBytes int, writ
 
 		writeT:  writeTimeout,
 		sent:    sent,
-		reading: newReadMark(),
+		reading: mark,
 		closing: make(chan struct{}),
 		tasks:   make(chan func(context.Context), taskQueue),
 		written: make(chan struct{}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,24 @@ func TestKeepAlive(t *testing.T) {
 	alive.ExpectNothing(3 * wsTimeout)
 	if got := n.Server.Connections(); got != 1 {
 		t.Fatalf("node holds %d connections after %s, want the reading client's 1", got, 3*wsTimeout)
+	}
+	// A pong is a sign of life: the silent but present client is pinged
+	// about once per second (WS_TIMEOUT less the 1 s pong wait), not at
+	// every visit of the schedule (four per second). Over the whole test
+	// (≈ 4 × WS_TIMEOUT) that is 8 or so, plus the mute client's one.
+	status, body := n.Do(t, http.MethodGet, "/metrics", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", status)
+	}
+	var pings float64
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "switchboard_keepalive_pings_total "); ok {
+			pings, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	t.Logf("%v keep-alive pings", pings)
+	if pings < 4 || pings > 14 {
+		t.Errorf("%v keep-alive pings over about %s, want one per second of silence", pings, 4*wsTimeout)
 	}
 	chatRoundTrip(t, alive, "still alive")
 }

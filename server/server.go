@@ -53,7 +53,7 @@ func New(n *node.Node) *Server {
 		clients:    make(map[*client]struct{}),
 		byID:       make(map[string]*client),
 		admission:  newAdmission(n.Config.AdmitConcurrency, n.Config.AdmitWait),
-		keepAlives: newKeepAlives(n.Config.WSTimeout / 2),
+		keepAlives: newKeepAlives(n.Config.WSTimeout, n.Metrics.Pings),
 	}
 	s.echo = s.routes()
 	n.SetController(s.control)

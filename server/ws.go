@@ -41,9 +41,11 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 		maxStrikes: s.cfg.RateLimitStrikes,
 	})
 	lean := &leanHijacker{ResponseWriter: c.Response()}
+	mark := newReadMark()
 	ws, err := websocket.Accept(lean, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.AllowedOrigins,
 		OnPingReceived: lim.ping,
+		OnPongReceived: mark.heard,
 	})
 	if err != nil {
 		// Accept has answered the request (400, 403 for a foreign Origin…).
@@ -53,7 +55,7 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 	// The connection is served on a goroutine of its own, so that
 	// net/http's goroutine (with its grown stack) and the request are
 	// released while the socket lives on.
-	go s.serveConn(ws, lean.conn, cr, lim)
+	go s.serveConn(ws, lean.conn, mark, cr, lim)
 	return nil
 }
 
@@ -78,8 +80,8 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // request itself while it waits for the worker). Every path ends in one:
 // the reader requests one when the peer goes, and serveConn when the
 // worker is done.
-func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, cr credentials, lim *limiter) {
-	cl := newClient(uuid.NewString(), ws, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, cr credentials, lim *limiter) {
+	cl := newClient(uuid.NewString(), ws, mark, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
 	cl.conn = conn
 	lim.onAbuse = func() {
 		cl.logger().Info("closing connection flooding with pings")

@@ -184,6 +184,7 @@ func stormFigures(kind string, r stormResult) []figure {
 			onlyIf(r.HaveRedis, nanOK(compared("idle CPU, Redis (% of a core)", 100*share(r.IdleRedisCPU, r.IdleWindow), showPct))),
 			nanOK(compared("idle CPU, nodes + Redis (% of a core)", 100*share(r.IdleNodeCPU+r.IdleRedisCPU, r.IdleWindow), showPct)),
 			fact("idle window", float64(r.IdleWindow), showDur),
+			onlyIf(r.IdlePings >= 0, nanOK(fact("keep-alive pings/s in the window", r.IdlePings/r.IdleWindow.Seconds(), showRate))),
 			fact("refused attempts (1013/503)", float64(r.RefusalN), showCount),
 			fact("clients never connected", float64(r.SetupFailN), showCount),
 			fact("dropped while idle", float64(r.DisconnectN), showCount),

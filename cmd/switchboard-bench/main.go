@@ -98,7 +98,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	}
 	fs.StringVar(&o.scenario, "scenario", "all", "all, custom, or a comma-separated list of "+strings.Join(presetNames(), ", "))
 	fs.Float64Var(&o.scale, "scale", 1, "multiply each scenario's clients, rooms and publishers by this (e.g. 0.1 for a quick look)")
-	fs.DurationVar(&o.idleWindow, "idle-window", 30*time.Second, "idle: how long idle CPU is measured")
+	fs.DurationVar(&o.idleWindow, "idle-window", 100*time.Second, "idle: how long idle CPU is measured (the default spans two keep-alive rounds at the default WS_TIMEOUT)")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 5*time.Minute, "longest one scenario may take on one target")
 	fs.StringVar(&o.bin, "bin", "", "switchboard binary to run (default: go build ./cmd/switchboard into a temporary directory)")
 	fs.StringVar(&o.broker, "broker", "redis", "broker: redis or memory (memory forces -nodes 1)")

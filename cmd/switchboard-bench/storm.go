@@ -28,6 +28,7 @@ type stormResult struct {
 	IdleWindow                time.Duration
 	IdleNodeCPU, IdleRedisCPU time.Duration
 	IdleOtherCPU              time.Duration
+	IdlePings                 float64 // keep-alive pings the nodes sent in the idle window (-1: not exposed)
 	RefusalN, SetupFailN      int64
 	DisconnectN, ErrFrameN    int64
 	Refusals, SetupFails      string
@@ -131,6 +132,9 @@ func runStorm(ctx context.Context, kind string, sc scenario, e env) (stormResult
 	return res, nil
 }
 
+// pingsMetric counts a node's keep-alive pings.
+const pingsMetric = "switchboard_keepalive_pings_total"
+
 // measureIdle lets the target settle (the Go runtime returns freed memory
 // to the system lazily), reads its RSS, then its CPU over sc.idleWindow
 // with every client connected and silent.
@@ -155,6 +159,10 @@ func (res *stormResult) measureIdle(ctx context.Context, sc scenario, nodes []*n
 	res.IdleNodeCPU = idle1.nodeCPU - idle0.nodeCPU
 	res.IdleRedisCPU = redisCPU(idle0, idle1)
 	res.IdleOtherCPU = otherCPU(idle0, idle1, e.redisShared)
+	res.IdlePings = -1
+	if !sc.Relay {
+		res.IdlePings = idle1.metrics[pingsMetric] - idle0.metrics[pingsMetric]
+	}
 	return nil
 }
 
