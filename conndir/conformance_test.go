@@ -34,6 +34,10 @@ func runConformance(t *testing.T, newCluster func(t *testing.T) newNodeFunc) {
 		{"re-claim after the claimer dies", testReclaim},
 		{"heartbeat reports records taken over", testLost},
 		{"a released claim is claimed again", testRelease},
+		{"a heartbeating node keeps every record through churn", testChurnKept},
+		{"a dead node's records are claimed over several sweeps, each once", testDrain},
+		{"a node back after a partial takeover keeps the rest", testPartialTakeover},
+		{"a record registered after a stall is not claimed", testRegisterAfterStall},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newCluster(t)) })
@@ -427,5 +431,211 @@ func testRelease(t *testing.T, newNode newNodeFunc) {
 	stop()
 	if rs := sweepAll(t, other, 1); rs[0].ID != "x1" || rs[0].User != "u" {
 		t.Fatalf("re-claimed %+v", rs[0])
+	}
+}
+
+// testChurnKept: a node with more records than a heartbeat batch or a
+// sweep's limit, registering and unregistering while it heartbeats, keeps
+// every record it holds while others sweep.
+func testChurnKept(t *testing.T, newNode newNodeFunc) {
+	ctx := context.Background()
+	a, b := node(t, newNode, "a"), node(t, newNode, "b")
+	for i := range 30 {
+		register(t, a, Record{ID: fmt.Sprintf("c%02d", i), User: "u"})
+	}
+	heartbeatLoop(t, a)
+	want := map[string]bool{}
+	for i := range 30 {
+		want[fmt.Sprintf("c%02d", i)] = true
+	}
+	next := 30
+	deadline := time.Now().Add(3 * testTTL)
+	for time.Now().Before(deadline) {
+		if rs, err := b.Sweep(ctx); err != nil || len(rs) != 0 {
+			t.Fatalf("Sweep of a live node = %v, %v", rs, err)
+		}
+		id := fmt.Sprintf("c%02d", next)
+		register(t, a, Record{ID: id, User: "u"})
+		want[id] = true
+		gone := fmt.Sprintf("c%02d", next-30)
+		if ok, err := a.Unregister(ctx, gone); !ok || err != nil {
+			t.Fatalf("Unregister %s = %v, %v; want true", gone, ok, err)
+		}
+		delete(want, gone)
+		next++
+		time.Sleep(testTTL / 8)
+	}
+	rs, err := b.ListByUser(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range rs {
+		got[r.ID] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ListByUser after 3 TTLs of churn = %d records, want %d", len(got), len(want))
+	}
+	for id := range want {
+		if !got[id] {
+			t.Errorf("%s missing from ListByUser", id)
+		}
+	}
+}
+
+// testDrain: a dead node with many more records than SweepLimit is drained
+// by successive sweeps, never more than SweepLimit at a time, each record
+// exactly once; the sweeper's own records stay.
+func testDrain(t *testing.T, newNode newNodeFunc) {
+	ctx := context.Background()
+	crashed := node(t, newNode, "crashed")
+	const n = 25
+	for i := range n {
+		register(t, crashed, Record{ID: fmt.Sprintf("x%02d", i), User: "u"})
+	}
+	survivor := node(t, newNode, "survivor")
+	register(t, survivor, Record{ID: "live", User: "u"})
+	heartbeatLoop(t, survivor)
+	time.Sleep(testTTL + testTTL/4)
+	got := map[string]int{}
+	sweeps := 0
+	for deadline := time.Now().Add(5 * time.Second); len(got) < n && time.Now().Before(deadline); {
+		rs, err := survivor.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) > 3 {
+			t.Fatalf("one Sweep claimed %d records, more than SweepLimit 3", len(rs))
+		}
+		if len(rs) > 0 {
+			sweeps++
+		}
+		for _, r := range rs {
+			got[r.ID]++
+			if r.User != "u" || r.Node != "crashed" {
+				t.Errorf("claimed %+v", r)
+			}
+			if err := survivor.Ack(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(got) != n || sweeps < n/3 {
+		t.Fatalf("claimed %d records in %d sweeps, want %d in at least %d", len(got), sweeps, n, n/3)
+	}
+	for id, c := range got {
+		if c != 1 {
+			t.Errorf("%s claimed %d times", id, c)
+		}
+	}
+	if rs, err := survivor.Sweep(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("Sweep once drained = %v, %v; want nothing", rs, err)
+	}
+	if _, err := survivor.Get(ctx, "live"); err != nil {
+		t.Fatalf("the sweeper's own record: %v", err)
+	}
+}
+
+// testPartialTakeover: a node that stalled past TTL while another node
+// claimed some of its records learns at its next heartbeat exactly which
+// ones it lost, and keeps the others for good.
+func testPartialTakeover(t *testing.T, newNode newNodeFunc) {
+	ctx := context.Background()
+	a, b := node(t, newNode, "a"), node(t, newNode, "b")
+	const n = 10
+	for i := range n {
+		register(t, a, Record{ID: fmt.Sprintf("c%d", i), User: "u"})
+	}
+	time.Sleep(testTTL + testTTL/4) // a stalls
+	rs, err := b.Sweep(ctx)
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("Sweep = %v, %v; want 3 records (SweepLimit)", rs, err)
+	}
+	var claimed []string
+	for _, r := range rs {
+		claimed = append(claimed, r.ID)
+	}
+	slices.Sort(claimed)
+	lost, err := a.Heartbeat(ctx)
+	slices.Sort(lost)
+	if err != nil || !slices.Equal(lost, claimed) {
+		t.Fatalf("Heartbeat = %v, %v; want %v lost", lost, err, claimed)
+	}
+	heartbeatLoop(t, a)
+	heartbeatLoop(t, b) // keeps the leases of its claims
+	for deadline := time.Now().Add(testTTL + testTTL/2); time.Now().Before(deadline); time.Sleep(testTTL / 8) {
+		if rs, err := b.Sweep(ctx); err != nil || len(rs) != 0 {
+			t.Fatalf("Sweep after a came back = %v, %v; want nothing", rs, err)
+		}
+	}
+	for i := range n {
+		id := fmt.Sprintf("c%d", i)
+		_, err := b.Get(ctx, id)
+		if slices.Contains(claimed, id) {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get claimed %s = %v, want ErrNotFound", id, err)
+			}
+			if ok, err := a.Unregister(ctx, id); ok || err != nil {
+				t.Errorf("Unregister claimed %s = %v, %v; want false", id, ok, err)
+			}
+		} else if err != nil {
+			t.Errorf("Get kept %s = %v", id, err)
+		}
+	}
+	for _, id := range claimed {
+		if err := b.Ack(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := a.Unregister(ctx, "c9"); ok != !slices.Contains(claimed, "c9") || err != nil {
+		t.Errorf("Unregister c9 = %v, %v", ok, err)
+	}
+}
+
+// testRegisterAfterStall: a record registered by a node whose heartbeats
+// stopped for longer than TTL is not claimed while the node heartbeats
+// again, and the node reports lost exactly what other nodes claimed.
+func testRegisterAfterStall(t *testing.T, newNode newNodeFunc) {
+	ctx := context.Background()
+	a, b := node(t, newNode, "a"), node(t, newNode, "b")
+	register(t, a, Record{ID: "old1", User: "u"}, Record{ID: "old2", User: "u"})
+	time.Sleep(testTTL + testTTL/4) // a stalls
+	register(t, a, Record{ID: "new", User: "u"})
+	claimed := map[string]bool{}
+	var lost []string
+	for deadline := time.Now().Add(2 * testTTL); time.Now().Before(deadline); time.Sleep(testTTL / 8) {
+		rs, err := b.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if claimed[r.ID] {
+				t.Errorf("%s claimed twice", r.ID)
+			}
+			claimed[r.ID] = true
+			if err := b.Ack(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := a.Heartbeat(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost = append(lost, l...)
+	}
+	if claimed["new"] {
+		t.Fatal("the record registered after the stall was claimed")
+	}
+	if _, err := b.Get(ctx, "new"); err != nil {
+		t.Fatalf("Get new = %v", err)
+	}
+	slices.Sort(lost)
+	var want []string
+	for id := range claimed {
+		want = append(want, id)
+	}
+	slices.Sort(want)
+	if !slices.Equal(lost, want) {
+		t.Fatalf("a reported %v lost, b claimed %v", lost, want)
 	}
 }

@@ -2,16 +2,20 @@
 // which the connections of a node that stopped refreshing expire and are
 // handed over to exactly one surviving node.
 //
-// A node registers each socket it accepts and refreshes all its records
-// with one Heartbeat every few seconds. When a node stops (crash, SIGKILL,
-// a shutdown that could not deliver its DELETE webhooks), its records
-// expire after TTL; every node calls Sweep periodically, and each expired
-// record is returned by exactly one Sweep (a claim). The claimer sends the
-// DELETE webhook and calls Ack. A claim is a lease, renewed by the
-// claimer's heartbeats: if the claimer dies before Ack, another node's
-// Sweep claims the record again once the lease ran out, so a takeover is
-// never lost (it may be repeated, which the webhook's idempotency key
-// covers).
+// A node registers each socket it accepts and keeps all its records alive
+// with one Heartbeat every few seconds (in Redis, liveness is per node, so
+// a heartbeat costs the same whatever the number of sockets). When a node
+// stops (crash, SIGKILL, a shutdown that could not deliver its DELETE
+// webhooks), its records expire after TTL; every node calls Sweep
+// periodically, and each expired record is returned by exactly one Sweep
+// (a claim), at most SweepLimit per Sweep, so a large node is taken over
+// by several sweeps. The claimer sends the DELETE webhook and calls Ack. A
+// claim is a lease, renewed by the claimer's heartbeats: if the claimer
+// dies before Ack, another node's Sweep claims the record again once the
+// lease ran out, so a takeover is never lost (it may be repeated, which
+// the webhook's idempotency key covers). A node that stalled past TTL and
+// comes back learns from its next Heartbeat which of its records were
+// claimed meanwhile, and keeps the others.
 //
 // The recommended flow for a socket that closes on a live node:
 // Update(id, Change{Close: &Close{code, reason}}), send the DELETE, and
@@ -98,7 +102,9 @@ type Directory interface {
 	// claimed and has not acknowledged. It returns the ids of this node's
 	// records that another node claimed because this node's heartbeats
 	// stopped for longer than TTL (their DELETE was sent: the caller should
-	// close those sockets); they are dropped from this node's records.
+	// close those sockets); they are dropped from this node's records. Its
+	// other records stay its own, including those a store lost with its
+	// data, which Heartbeat writes back.
 	Heartbeat(ctx context.Context) (lost []string, err error)
 	// Sweep claims expired records of any node, and records whose claim's
 	// lease ran out, and returns them; each is returned by exactly one

@@ -10,7 +10,8 @@ import (
 type local struct {
 	mu      sync.Mutex
 	own     map[string]*ownRecord
-	claimed map[string]string // id → user, claimed and not acknowledged
+	dirty   map[string]struct{} // own ids whose lastActivity is not yet written
+	claimed map[string]string   // id → user, claimed and not acknowledged
 }
 
 // ownRecord is a record this node registered.
@@ -24,13 +25,14 @@ type ownRecord struct {
 }
 
 func newLocal() *local {
-	return &local{own: map[string]*ownRecord{}, claimed: map[string]string{}}
+	return &local{own: map[string]*ownRecord{}, dirty: map[string]struct{}{}, claimed: map[string]string{}}
 }
 
 func (l *local) add(r Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.own[r.ID] = &ownRecord{user: r.User, lastActivity: r.LastActivity, rec: r}
+	delete(l.dirty, r.ID)
 }
 
 // change applies a Change to an own record's copy.
@@ -85,6 +87,7 @@ func (l *local) touch(id string, at time.Time) bool {
 	if at.After(r.lastActivity) {
 		r.lastActivity = at
 		r.dirty = true
+		l.dirty[id] = struct{}{}
 	}
 	return true
 }
@@ -95,6 +98,7 @@ func (l *local) remove(id string) (string, bool) {
 	defer l.mu.Unlock()
 	r, ok := l.own[id]
 	delete(l.own, id)
+	delete(l.dirty, id)
 	if !ok {
 		return "", false
 	}
@@ -129,8 +133,8 @@ type ownBeat struct {
 	activity time.Time
 }
 
-// snapshot returns what to refresh and marks last activities written; if
-// the heartbeat fails, restore marks them dirty again.
+// snapshot returns every own record and claim, and marks last activities
+// written; if the heartbeat fails, restore marks them dirty again.
 func (l *local) snapshot() beat {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -143,10 +147,55 @@ func (l *local) snapshot() beat {
 		}
 		b.own = append(b.own, ob)
 	}
-	for id := range l.claimed {
-		b.claimed = append(b.claimed, id)
-	}
+	clear(l.dirty)
+	b.claimed = l.claimIDs()
 	return b
+}
+
+// changes returns only the own records with a last activity not yet
+// written, marking them written, and every claim: what a heartbeat writes
+// when it need not visit every record. If the heartbeat fails, restore
+// marks the activities dirty again.
+func (l *local) changes() beat {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b beat
+	for id := range l.dirty {
+		r := l.own[id]
+		b.own = append(b.own, ownBeat{id: id, user: r.user, activity: r.lastActivity})
+		r.dirty = false
+	}
+	clear(l.dirty)
+	b.claimed = l.claimIDs()
+	return b
+}
+
+// claimIDs lists the claims; l.mu is held.
+func (l *local) claimIDs() []string {
+	ids := make([]string, 0, len(l.claimed))
+	for id := range l.claimed {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// owned lists every own record, without activities.
+func (l *local) owned() []ownBeat {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]ownBeat, 0, len(l.own))
+	for id, r := range l.own {
+		out = append(out, ownBeat{id: id, user: r.user})
+	}
+	return out
+}
+
+// has reports whether id is an own record.
+func (l *local) has(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.own[id]
+	return ok
 }
 
 // restore marks the activities of a failed heartbeat dirty again.
@@ -156,6 +205,7 @@ func (l *local) restore(b beat) {
 	for _, ob := range b.own {
 		if r, ok := l.own[ob.id]; ok && !ob.activity.IsZero() && !r.dirty {
 			r.dirty = true
+			l.dirty[ob.id] = struct{}{}
 		}
 	}
 }
@@ -166,6 +216,7 @@ func (l *local) drop(ownLost, claimsLost []string) {
 	defer l.mu.Unlock()
 	for _, id := range ownLost {
 		delete(l.own, id)
+		delete(l.dirty, id)
 	}
 	for _, id := range claimsLost {
 		delete(l.claimed, id)
