@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/spread"
 )
 
 // presenceTracker remembers this node's presence entries, with the frame
@@ -151,18 +153,20 @@ func (r *Redis) Members(ctx context.Context, topic string, q MembersQuery) (Memb
 }
 
 // heartbeatLoop refreshes this node's presence entries every third of
-// their TTL. Entries are upserted, so presence lost with a Redis restart
-// comes back at the next beat.
+// their TTL, a slice of the topics at a time (spread.Slices per third),
+// so that the refresh of thousands of rooms is a steady trickle rather
+// than a burst that stalls Redis. Entries are upserted, so presence lost
+// with a Redis restart comes back within a third of the TTL.
 func (p *presenceTracker) heartbeatLoop(r *Redis) func() {
 	return func() {
-		t := time.NewTicker(r.opts.PresenceTTL / 3)
+		t := time.NewTicker(max(r.opts.PresenceTTL/3/spread.Slices, time.Millisecond))
 		defer t.Stop()
-		for {
+		for slice := 0; ; slice = (slice + 1) % spread.Slices {
 			select {
 			case <-r.ctx.Done():
 				return
 			case <-t.C:
-				if err := p.beat(r); err != nil {
+				if err := p.beatSlice(r, slice); err != nil {
 					r.log.Warn("presence heartbeat failed; entries expire unless the next one succeeds", "err", err)
 				}
 			}
@@ -188,10 +192,14 @@ type roomBeat struct {
 	entries int
 }
 
-// beat refreshes every entry of this node: one script call per topic (per
-// refreshChunk entries of it), pipelined across topics heartbeatBatch
-// entries at a time.
-func (p *presenceTracker) beat(r *Redis) error {
+// beat refreshes every entry of this node (see beatSlice).
+func (p *presenceTracker) beat(r *Redis) error { return p.beatSlice(r, -1) }
+
+// beatSlice refreshes this node's entries of the topics in one slice
+// (spread.SliceOf), or of every topic when slice is -1: one script call
+// per topic (per refreshChunk entries of it), pipelined across topics
+// heartbeatBatch entries at a time.
+func (p *presenceTracker) beatSlice(r *Redis, slice int) error {
 	p.mu.Lock()
 	type userKey struct{ topic, user string }
 	type slot struct {
@@ -201,6 +209,9 @@ func (p *presenceTracker) beat(r *Redis) error {
 	byUser := make(map[userKey]slot) // where each user's connections go
 	byTopic := make(map[string][]*roomBeat)
 	for e, frame := range p.local {
+		if slice >= 0 && spread.SliceOf(e.topic) != slice {
+			continue
+		}
 		s, ok := byUser[userKey{e.topic, e.user}]
 		if !ok {
 			beats := byTopic[e.topic]

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/broker"
+	"github.com/switchboard/switchboard/internal/spread"
 	"github.com/switchboard/switchboard/protocol"
 )
 
@@ -35,16 +36,18 @@ func (cr *ChatRoom) removePresence(ctx context.Context, c Client, room string) {
 // crashed): they get the LeftRoom a graceful disconnect would have sent.
 // Whichever node sweeps a room first announces each such user, once; with
 // Redis, a sweep locks the room for most of an interval, so other nodes'
-// sweeps of it in the meantime cost next to nothing.
+// sweeps of it in the meantime cost next to nothing. The rooms are swept
+// a slice at a time (spread.Slices per interval), so that a node with
+// thousands of rooms sweeps a steady trickle of them, not all at once.
 func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	t := time.NewTicker(max(interval/spread.Slices, time.Millisecond))
 	defer t.Stop()
-	for {
+	for slice := 0; ; slice = (slice + 1) % spread.Slices {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			cr.sweep(ctx)
+			cr.sweep(ctx, slice)
 		}
 	}
 }
@@ -54,10 +57,15 @@ func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
 // rooms sweeps them in a few round trips rather than one after another.
 const sweepsInFlight = 64
 
-// sweep sweeps every room this node has members in, sweepsInFlight at a
-// time, and returns when all are done.
-func (cr *ChatRoom) sweep(ctx context.Context) {
-	topics := cr.hub.Topics(roomTopicPrefix)
+// sweep sweeps the rooms of one slice (spread.SliceOf) this node has
+// members in, sweepsInFlight at a time, and returns when all are done.
+func (cr *ChatRoom) sweep(ctx context.Context, slice int) {
+	var topics []string
+	for _, topic := range cr.hub.Topics(roomTopicPrefix) {
+		if spread.SliceOf(topic) == slice {
+			topics = append(topics, topic)
+		}
+	}
 	next := make(chan string)
 	var wg sync.WaitGroup
 	for range min(sweepsInFlight, len(topics)) {
