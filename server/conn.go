@@ -57,8 +57,12 @@ type client struct {
 	tasks chan func(context.Context)
 	// peerClose is the close frame the peer sent, if any (notePeerClose).
 	peerClose atomic.Pointer[websocket.CloseError]
-	// rooms reported to the connection directory, owned by the worker.
-	dirRooms []string
+	// What the connection directory was told, owned by the worker: the
+	// rooms, whether they may have changed since, and when the client's
+	// activity was last noted.
+	dirRooms      []string
+	roomsDirty    bool
+	activityNoted time.Time
 
 	// A close request is the one signal that stops the connection's
 	// goroutines: closing is closed once closeReq is set, by the first

@@ -199,7 +199,7 @@ func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame
 		case <-ctx.Done():
 			return
 		}
-		_ = s.node.Dir.Update(ctx, cl.id, conndir.Change{LastActivity: time.Now()}) // kept locally until the next heartbeat
+		s.noteActivity(ctx, cl)
 		switch {
 		case in.flooded:
 			cl.close(closeFor(causeRateLimit))
@@ -209,8 +209,27 @@ func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame
 		case !s.handle(ctx, cl, in.data):
 			return
 		}
-		s.noteRooms(ctx, cl)
+		if cl.roomsDirty {
+			s.noteRooms(ctx, cl)
+		}
 	}
+}
+
+// activityGrain is how precisely the connection directory knows when a
+// client last sent a frame: a busy client costs one note per grain, not
+// one per frame.
+const activityGrain = time.Second
+
+// noteActivity tells the connection directory that the client sent a
+// frame, at most once per activityGrain (the directory keeps it locally
+// until its next heartbeat).
+func (s *Server) noteActivity(ctx context.Context, cl *client) {
+	now := time.Now()
+	if now.Sub(cl.activityNoted) < activityGrain {
+		return
+	}
+	cl.activityNoted = now
+	_ = s.node.Dir.Update(ctx, cl.id, conndir.Change{LastActivity: now})
 }
 
 // runTask runs a server-side request on the worker, answering its error
@@ -223,8 +242,11 @@ func (s *Server) runTask(ctx context.Context, cl *client, task func(context.Cont
 }
 
 // noteRooms tells the connection directory the connection's rooms when
-// they changed (GET /connections/{id} shows them).
+// they changed (GET /connections/{id} shows them). The worker calls it
+// after every server-side task and after the client frames that may
+// change rooms (handle sets roomsDirty), not after every frame.
 func (s *Server) noteRooms(ctx context.Context, cl *client) {
+	cl.roomsDirty = false
 	prefix := channels.RoomTopic("")
 	topics := s.node.Hub.TopicsOf(cl.id, prefix)
 	rooms := make([]string, len(topics))
@@ -279,12 +301,20 @@ func (s *Server) handle(ctx context.Context, cl *client, data []byte) bool {
 	case env.Channel == protocol.ChannelSession:
 		err = protocol.Errorf(protocol.CodeUnknownType, "channel %q has no message type %q", env.Channel, env.Message.Type)
 	default:
+		cl.roomsDirty = cl.roomsDirty || changesRooms(env)
 		err = s.router.Dispatch(ctx, cl, env)
 	}
 	if err == nil {
 		return true
 	}
 	return s.answer(ctx, cl, env.Channel, env.Ref, err)
+}
+
+// changesRooms reports whether a client frame may change the rooms the
+// connection is in.
+func changesRooms(env protocol.Envelope) bool {
+	return env.Channel == protocol.ChannelChatRoom &&
+		(env.Message.Type == protocol.TypeJoinRoom || env.Message.Type == protocol.TypeLeaveRoom)
 }
 
 // admit gives the connection its identity, subscribes it to its channels
