@@ -46,6 +46,7 @@ type options struct {
 	scale           float64
 	idleWindow      time.Duration
 	runTimeout      time.Duration
+	rounds          int
 	bin             string
 	broker          string
 	redisURL        string
@@ -100,6 +101,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.scale, "scale", 1, "multiply each scenario's clients, rooms and publishers by this (e.g. 0.1 for a quick look)")
 	fs.DurationVar(&o.idleWindow, "idle-window", 100*time.Second, "idle: how long idle CPU is measured (the default spans two keep-alive rounds at the default WS_TIMEOUT)")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 5*time.Minute, "longest one scenario may take on one target")
+	fs.IntVar(&o.rounds, "rounds", 1, "measure each scenario this many times on each target, alternating, and print medians with every round's ratio")
 	fs.StringVar(&o.bin, "bin", "", "switchboard binary to run (default: go build ./cmd/switchboard into a temporary directory)")
 	fs.StringVar(&o.broker, "broker", "redis", "broker: redis or memory (memory forces -nodes 1)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "use this Redis instead of starting a redis-server (its CPU then includes any other load)")
@@ -155,6 +157,9 @@ func (o *options) check() error {
 	}
 	if o.duration <= 0 || o.warmup < 0 || o.drain < 0 {
 		errs = append(errs, errors.New("-duration must be positive, -warmup and -drain not negative"))
+	}
+	if o.rounds < 1 {
+		errs = append(errs, errors.New("-rounds must be at least 1"))
 	}
 	if o.idleWindow <= 0 || o.runTimeout <= 0 || o.scale <= 0 {
 		errs = append(errs, errors.New("-idle-window, -run-timeout and -scale must be positive"))

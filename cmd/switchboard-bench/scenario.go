@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -109,37 +110,104 @@ func (p preset) describe(o options) string {
 		o.rate*float64(o.publishers), o.publishers, o.dialConcurrency, o.idleWindow)
 }
 
-// comparison is one scenario measured on Switchboard and on the relay.
+// comparison is one scenario measured on Switchboard and on the relay,
+// in one or more rounds.
 type comparison struct {
 	name, about string
-	sb, relay   []figure // the same rows, in the same order
+	sb, relay   []figure // the same rows, in the same order (medians over rounds)
+	// roundRatios holds, per row, each round's switchboard ÷ relay; empty
+	// after a single round.
+	roundRatios [][]string
 	details     []string // what went wrong, per target
 }
 
 // runComparison runs scenario p on Switchboard, then on the relay, each
-// bounded by o.runTimeout. run numbers the runs (Redis key prefixes).
+// bounded by o.runTimeout, o.rounds times (the order alternating, so that
+// a drift of the machine favours neither), and keeps every figure's
+// median (see mergeRounds). run numbers the runs (Redis key prefixes).
 func runComparison(ctx context.Context, p preset, o options, e env, run *int) (comparison, error) {
 	c := comparison{name: p.name, about: p.describe(o)}
-	for _, relay := range []bool{false, true} {
-		*run++
-		sc := scenario{options: o, History: o.history, Run: *run, Relay: relay}
-		rctx, cancel := context.WithTimeout(ctx, o.runTimeout)
-		figs, details, err := measureTarget(rctx, p.kind, sc, e)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("not done within -run-timeout %s: %w", o.runTimeout, err)
+	var sbRounds, relayRounds [][]figure
+	for round := range o.rounds {
+		order := []bool{false, true}
+		if round%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, relay := range order {
+			*run++
+			if o.rounds > 1 {
+				progress("%s: round %d of %d on %s", p.name, round+1, o.rounds, targetName(relay))
 			}
-			return c, fmt.Errorf("%s on %s: %w", p.name, targetName(relay), err)
+			sc := scenario{options: o, History: o.history, Run: *run, Relay: relay}
+			rctx, cancel := context.WithTimeout(ctx, o.runTimeout)
+			figs, details, err := measureTarget(rctx, p.kind, sc, e)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("not done within -run-timeout %s: %w", o.runTimeout, err)
+				}
+				return c, fmt.Errorf("%s on %s: %w", p.name, targetName(relay), err)
+			}
+			if relay {
+				relayRounds = append(relayRounds, figs)
+			} else {
+				sbRounds = append(sbRounds, figs)
+			}
+			c.details = append(c.details, details...)
 		}
-		if relay {
-			c.relay = figs
-		} else {
-			c.sb = figs
+	}
+	c.sb, c.relay = mergeRounds(sbRounds), mergeRounds(relayRounds)
+	if o.rounds > 1 {
+		for i := range c.sb {
+			var ratios []string
+			for r := range sbRounds {
+				if f := sbRounds[r][i]; f.ratio && i < len(relayRounds[r]) {
+					ratios = append(ratios, ratioText(f, relayRounds[r][i]))
+				}
+			}
+			c.roundRatios = append(c.roundRatios, ratios)
 		}
-		c.details = append(c.details, details...)
 	}
 	return c, nil
+}
+
+// mergeRounds folds one target's rounds into one row each: the median of
+// a compared figure (the rounds where it was measured), and the worst
+// (largest) of a fact (losses, refusals, noise: counts where the worst
+// round is what matters).
+func mergeRounds(rounds [][]figure) []figure {
+	if len(rounds) == 0 {
+		return nil
+	}
+	out := slices.Clone(rounds[0])
+	for i := range out {
+		var vs []float64
+		for _, figs := range rounds {
+			if f := figs[i]; f.ok && !math.IsNaN(f.v) {
+				vs = append(vs, f.v)
+			}
+		}
+		if len(vs) == 0 {
+			continue
+		}
+		slices.Sort(vs)
+		out[i].ok = true
+		if out[i].ratio {
+			out[i].v = median(vs)
+		} else {
+			out[i].v = vs[len(vs)-1]
+		}
+	}
+	return out
+}
+
+// median of sorted values (the mean of the middle two for an even count).
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 // measureTarget runs one scenario kind on one target and returns its
@@ -164,7 +232,12 @@ func measureTarget(ctx context.Context, kind string, sc scenario, e env) ([]figu
 // Switchboard, for the relay, and their ratio; then the details.
 func printComparison(w io.Writer, c comparison) {
 	fmt.Fprintf(w, "\n== %s: %s\n", c.name, c.about)
-	table := [][]string{{"", "switchboard", "relay", "ratio"}}
+	head := []string{"", "switchboard", "relay", "ratio"}
+	if len(c.roundRatios) > 0 {
+		head[1], head[2], head[3] = "switchboard (median)", "relay (median)", "ratio of medians"
+		head = append(head, "ratio per round")
+	}
+	table := [][]string{head}
 	for i, f := range c.sb {
 		var r figure
 		if i < len(c.relay) {
@@ -174,7 +247,11 @@ func printComparison(w io.Writer, c comparison) {
 		if f.ratio {
 			ratio = ratioText(f, r)
 		}
-		table = append(table, []string{"  " + f.label, f.text(), r.text(), ratio})
+		row := []string{"  " + f.label, f.text(), r.text(), ratio}
+		if i < len(c.roundRatios) {
+			row = append(row, strings.Join(c.roundRatios[i], " "))
+		}
+		table = append(table, row)
 	}
 	printTable(w, table)
 	for _, d := range c.details {

@@ -225,3 +225,37 @@ func TestPrintComparison(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeRounds: compared figures keep their median over the rounds
+// where they were measured, facts their worst round.
+func TestMergeRounds(t *testing.T) {
+	rounds := [][]figure{
+		{compared("cpu", 3, showMicros), fact("lost", 0, showCount), onlyIf(false, compared("redis", 9, showMicros))},
+		{compared("cpu", 1, showMicros), fact("lost", 2, showCount), compared("redis", 4, showMicros)},
+		{compared("cpu", 2, showMicros), fact("lost", 1, showCount), compared("redis", 6, showMicros)},
+	}
+	got := mergeRounds(rounds)
+	for i, want := range []float64{2, 2, 5} {
+		if !got[i].ok || got[i].v != want {
+			t.Errorf("%s: %v (ok %v), want %v", got[i].label, got[i].v, got[i].ok, want)
+		}
+	}
+}
+
+// TestPrintComparisonRounds: with several rounds, the table says the
+// figures are medians and lists every round's ratio.
+func TestPrintComparisonRounds(t *testing.T) {
+	c := comparison{name: "rooms", about: "about it",
+		sb:          []figure{compared("CPU per delivery", 4, showMicros), fact("lost", 0, showCount)},
+		relay:       []figure{compared("CPU per delivery", 2, showMicros), fact("lost", 0, showCount)},
+		roundRatios: [][]string{{"×2.10", "×1.90", "×2.00"}, nil},
+	}
+	var b bytes.Buffer
+	printComparison(&b, c)
+	squeeze := strings.Join(strings.Fields(b.String()), " ")
+	for _, w := range []string{"ratio of medians ratio per round", "CPU per delivery 4.00 µs 2.00 µs ×2.00 ×2.10 ×1.90 ×2.00"} {
+		if !strings.Contains(squeeze, w) {
+			t.Errorf("table lacks %q:\n%s", w, b.String())
+		}
+	}
+}
