@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -44,7 +45,7 @@ func (r *refusal) Unwrap() error { return r.err }
 // before it are answered with an Error (unauthenticated, or rate_limited).
 // It fails with a *refusal when the connection must be closed for it, or
 // with the reason it stopped waiting when the connection closed meanwhile.
-func (s *Server) credentialsOf(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) (ident auth.Identity, token string, err error) {
+func (s *Server) credentialsOf(ctx context.Context, cl *client, cr credentials) (ident auth.Identity, token string, err error) {
 	switch {
 	case cr.open && cr.user == "":
 		return auth.Identity{User: cl.id}, "", nil // anonymous: the connection id is the user id
@@ -53,29 +54,28 @@ func (s *Server) credentialsOf(ctx context.Context, cl *client, frames <-chan in
 	case cr.token != "":
 		return auth.Identity{}, cr.token, nil
 	}
-	token, err = s.awaitAuthenticate(ctx, cl, frames, cr.remote)
+	token, err = s.awaitAuthenticate(ctx, cl, cr.remote)
 	return auth.Identity{}, token, err
 }
 
 // awaitAuthenticate waits AUTH_TIMEOUT at most for an Authenticate frame
-// and returns its ticket.
-func (s *Server) awaitAuthenticate(ctx context.Context, cl *client, frames <-chan inboxFrame, remote string) (string, error) {
-	wait, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
-	defer cancel()
+// and returns its ticket. When the time is up the connection is closed
+// (1008), which ends the wait.
+func (s *Server) awaitAuthenticate(ctx context.Context, cl *client, remote string) (string, error) {
+	timeout := time.AfterFunc(s.cfg.AuthTimeout, func() {
+		cl.logger().Info("authentication timeout", "remote", remote)
+		cl.close(closeRequest{cause: causeAuth, code: websocket.StatusPolicyViolation, reason: "authentication timeout"})
+	})
+	defer timeout.Stop()
 	for {
-		in, err := cl.next(wait, frames)
+		data, refused, ok := s.nextFrame(cl)
 		switch {
-		case err != nil && errors.Is(err, context.DeadlineExceeded):
-			cl.logger().Info("authentication timeout", "remote", remote)
-			return "", &refusal{req: closeRequest{cause: causeAuth, code: websocket.StatusPolicyViolation, reason: "authentication timeout"}}
-		case err != nil:
-			return "", err
-		case in.flooded:
-			return "", &refusal{req: closeFor(causeRateLimit)}
-		case in.refused:
-			s.answer(wait, cl, "", "", s.rateLimited())
+		case !ok:
+			return "", errConnClosing
+		case refused:
+			s.answer(ctx, cl, "", "", s.rateLimited())
 		default:
-			if token, ok := s.authenticateFrame(wait, cl, in.data); ok {
+			if token, ok := s.authenticateFrame(ctx, cl, data); ok {
 				return token, nil
 			}
 		}

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// taskQueue is how many server-side requests may wait for one
-// connection's worker; more are refused (see client.run).
+// taskQueue is how many server-side requests may wait to run on one
+// connection; more are refused (see client.run).
 const taskQueue = 16
 
 // errConnClosing is returned by Send once the connection is closing.
@@ -25,7 +25,7 @@ var errConnClosing = errors.New("connection closing")
 // request that stops them all. serveConn (ws.go) runs the connection and
 // owns its goroutines.
 type client struct {
-	limits *limiter // the rate budget, charged by the reader, the worker and pings
+	limits *limiter // the rate budget, charged by the connection's goroutine and pings
 	id     string
 	user   string          // set at admission
 	rooms  map[string]bool // rooms the ticket allows; nil: any
@@ -51,13 +51,23 @@ type client struct {
 	keepAliveSlot int
 	pinging       atomic.Bool
 
-	// tasks are server-side requests (the server API's joins and leaves)
-	// that the worker runs between frames, so that they never race the
-	// client's own requests.
-	tasks chan func(context.Context)
+	// work is held while the client's frame or a server-side task is
+	// processed, so that the two never race: the connection's goroutine
+	// processes frames, and tasks (the server API's joins and leaves) run
+	// on a goroutine started on demand (run).
+	work sync.Mutex
+	// ctx is the connection's context, under which tasks run; cancelled
+	// when the connection ends.
+	ctx context.Context
+	// Tasks waiting to run, and whether a task goroutine runs; none starts
+	// before serving began (beginTasks).
+	taskMu      sync.Mutex
+	pending     []func(context.Context)
+	taskRunning bool
+	serving     bool
 	// peerClose is the close frame the peer sent, if any (notePeerClose).
 	peerClose atomic.Pointer[websocket.CloseError]
-	// What the connection directory was told, owned by the worker: the
+	// What the connection directory was told, owned by whoever holds work: the
 	// rooms, whether they may have changed since, and when the client's
 	// activity was last noted.
 	dirRooms      []string
@@ -72,6 +82,9 @@ type client struct {
 	closeReq  closeRequest
 	// written is closed once the writer has carried out the close request.
 	written chan struct{}
+	// onClose, once set, runs on a goroutine of its own when a close is
+	// requested (whenClosing).
+	onClose atomic.Pointer[func()]
 
 	// watchdog aborts a write that takes longer than WRITE_TIMEOUT: one
 	// timer per connection, re-armed per frame, instead of a context and
@@ -93,7 +106,6 @@ func newClient(id string, ws *websocket.Conn, mark *readMark, lim *limiter, queu
 		sent:    sent,
 		reading: mark,
 		closing: make(chan struct{}),
-		tasks:   make(chan func(context.Context), taskQueue),
 		written: make(chan struct{}),
 	}
 	c.queue = newSendQueue(queueBytes, func() { go c.writeLoop() })
@@ -194,7 +206,19 @@ func (c *client) close(req closeRequest) {
 		}
 		close(c.closing) // the writer reads closeReq and stuckTimer once it sees this
 		c.queue.kick()   // a writer carries the request out, started if none runs
+		if f := c.onClose.Load(); f != nil {
+			go (*f)()
+		}
 	})
+}
+
+// whenClosing has f run on a goroutine of its own when a close is
+// requested, or now if one was. f may run twice: it must be idempotent.
+func (c *client) whenClosing(f func()) {
+	c.onClose.Store(&f)
+	if c.isClosing() {
+		go f()
+	}
 }
 
 // abortWrites ends a write in progress (and the connection) by closing
@@ -211,16 +235,58 @@ func (c *client) isClosing() bool {
 	}
 }
 
-// run queues a task for the connection's worker without waiting; it
-// reports false when the queue is full or the connection is closing.
+// run queues a task without waiting; it reports false when the queue is
+// full or the connection is closing. Tasks run one at a time, in order,
+// on a goroutine started when the first is queued, each holding work.
 func (c *client) run(task func(context.Context)) bool {
 	if c.isClosing() {
 		return false
 	}
-	select {
-	case c.tasks <- task:
-		return true
-	default:
+	c.taskMu.Lock()
+	if len(c.pending) >= taskQueue {
+		c.taskMu.Unlock()
 		return false
+	}
+	c.pending = append(c.pending, task)
+	start := c.serving && !c.taskRunning
+	c.taskRunning = c.taskRunning || start
+	c.taskMu.Unlock()
+	if start {
+		go c.runTasks()
+	}
+	return true
+}
+
+// beginTasks lets queued tasks run: the connection is serving.
+func (c *client) beginTasks() {
+	c.taskMu.Lock()
+	c.serving = true
+	start := len(c.pending) > 0 && !c.taskRunning
+	c.taskRunning = c.taskRunning || start
+	c.taskMu.Unlock()
+	if start {
+		go c.runTasks()
+	}
+}
+
+// runTasks runs the queued tasks until none is left; once a close is
+// requested it drops them.
+func (c *client) runTasks() {
+	for {
+		c.taskMu.Lock()
+		if len(c.pending) == 0 || c.isClosing() {
+			c.pending = nil
+			c.taskRunning = false
+			c.taskMu.Unlock()
+			return
+		}
+		task := c.pending[0]
+		c.pending = c.pending[1:]
+		c.taskMu.Unlock()
+		c.work.Lock()
+		if !c.isClosing() {
+			task(c.ctx)
+		}
+		c.work.Unlock()
 	}
 }

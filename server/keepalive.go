@@ -21,17 +21,17 @@ import (
 //
 // coder/websocket reads a pong only inside Conn.Read, so an unanswered
 // ping proves the peer gone only if the reader sat in Read for the whole
-// wait. The reader is out of Read while it hands a frame to the worker,
-// which can take long when the client sends faster than it is served (it
-// is evidently there), and for good once it stopped for flooding (the
-// connection is closing anyway). So the reader reports one fact, readMark:
+// wait. The reader is out of Read while it processes a frame, which can
+// take long when the broker is slow or the client sends faster than it is
+// served (it is evidently there), and for good once it stopped for
+// flooding (the connection is closing anyway). So the reader reports one
+// fact, readMark:
 // since when it has been waiting in Read, or that it is not in Read now;
 // and the library reports each pong (heard). The keep-alive does not ping
 // while the reader is out of Read, and drops the connection only when a
 // ping went unanswered and the reader entered Read before the ping was
 // sent and is still there. Any frame read during the wait therefore counts
-// as a sign of life (the reader left Read and came back), and so does a
-// wait for the worker.
+// as a sign of life (the reader left Read and came back).
 
 // maxPongWait bounds how long a pong may take: a peer that answers at all
 // answers within a round trip, so most of WS_TIMEOUT goes to silence

@@ -10,10 +10,10 @@ import (
 
 // limiter is one connection's budget: frames and bytes per second (two
 // token buckets) charged when a frame arrives, pings included; a surcharge
-// on broadcasts to everyone (the chat), charged by the worker once it
-// knows the channel; and a count of consecutive refusals after which the
-// connection is closed. The reader, the worker and the library's ping
-// callback all charge it, so it is safe for concurrent use.
+// on broadcasts to everyone (the chat), charged once the frame is decoded
+// and its channel known; and a count of consecutive refusals after which
+// the connection is closed. The connection's goroutine and the library's
+// ping callback both charge it, so it is safe for concurrent use.
 type limiter struct {
 	frames, bytes *rate.Limiter
 	frameRate     float64 // frames per second, for credit

@@ -3,89 +3,53 @@ package server
 import (
 	"context"
 	"errors"
-	"unicode/utf8"
-
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
 
-// inboxFrames is how many read frames may wait for a connection's worker.
-// Small on purpose: it is per connection, and the rate limit, not this
-// buffer, is what bounds a client.
-const inboxFrames = 16
+// creditFloor is how long processing one frame may take before the time
+// is credited back to the client's rate budget (limiter.credit): past it,
+// the server (a slow broker) kept the connection from reading, and the
+// frames that queued up in TCP meanwhile are not charged as one burst.
+const creditFloor = 10 * time.Millisecond
 
-// inboxFrame is a frame read from the client; refused means the rate
-// limiter dropped it and the worker answers rate_limited; flooded means
-// the reader stopped: the worker answers what came before, then closes.
-type inboxFrame struct {
-	data    []byte
-	refused bool
-	flooded bool
+// nextFrame reads the client's next frame and charges it to the rate
+// budget; refused means the budget dropped it (the caller answers
+// rate_limited). ok is false when the connection must end: the peer is
+// gone or the socket was closed (Read failed: a close was requested and
+// carried out), the frame is not UTF-8, or the client floods. It is the
+// connection's only reader; while it waits in Read, pongs and the peer's
+// pings and close frame are read too.
+func (s *Server) nextFrame(cl *client) (data []byte, refused, ok bool) {
+	cl.reading.enter()
+	// A context that is never done: the library arms nothing per read.
+	// Read ends when the writer closes the socket.
+	_, data, err := cl.ws.Read(context.Background())
+	cl.reading.leave()
+	if err != nil {
+		s.readEnded(cl, err)
+		return nil, false, false
+	}
+	if !utf8.Valid(data) {
+		// RFC 6455 §8.1: a text message must be UTF-8; so must JSON in a
+		// binary one. Nothing of it is processed or stored.
+		cl.logger().Info("frame is not valid UTF-8")
+		cl.close(closeFor(causeInvalid))
+		return nil, false, false
+	}
+	allowed, abusive := cl.limits.charge(len(data))
+	if abusive {
+		// Every frame before this one was answered already.
+		cl.logger().Info("closing flooding connection")
+		cl.close(closeFor(causeRateLimit))
+		return nil, false, false
+	}
+	return data, !allowed, true
 }
 
-// read is the connection's reader: it reads frames, applies the rate limit
-// and hands them to the worker in order, so that pings and close frames
-// are read even while the worker waits for the broker. It stops when Read
-// fails, which the writer guarantees by closing the socket once a close is
-// requested; while it waits for the worker it stops on the close request
-// itself. When Read fails first (the peer is gone, or sent too big a
-// frame) it requests the close and calls peerGone, which abandons the
-// worker's operation in progress. It also stops after handing over the
-// flooded marker: the worker then answers what came before and closes.
-func (s *Server) read(ctx context.Context, cl *client, inbox chan<- inboxFrame, peerGone context.CancelFunc) {
-	lim := cl.limits
-	for {
-		cl.reading.enter()
-		_, data, err := cl.ws.Read(ctx)
-		cl.reading.leave()
-		if err != nil {
-			s.readEnded(cl, err)
-			peerGone()
-			return
-		}
-		if !utf8.Valid(data) {
-			// RFC 6455 §8.1: a text message must be UTF-8; so must JSON in a
-			// binary one. Nothing of it is processed or stored.
-			cl.logger().Info("frame is not valid UTF-8")
-			cl.close(closeFor(causeInvalid))
-			return
-		}
-		ok, abusive := lim.charge(len(data))
-		if abusive {
-			// The client still gets the answers to what it sent before,
-			// its rate_limited errors included, then the close frame.
-			cl.logger().Info("closing flooding connection")
-			cl.handOver(inbox, inboxFrame{flooded: true})
-			return
-		}
-		if !cl.handOver(inbox, inboxFrame{data: data, refused: !ok}) {
-			return
-		}
-	}
-}
-
-// handOver gives a read frame to the worker, waiting while the worker is
-// busy; it reports false if a close was requested meanwhile. Time spent
-// waiting is the server's doing (a slow broker): the frames that queued up
-// in TCP meanwhile are credited, not charged as one burst.
-func (c *client) handOver(inbox chan<- inboxFrame, f inboxFrame) bool {
-	select {
-	case inbox <- f:
-		return true
-	default:
-	}
-	start := time.Now()
-	defer func() { c.limits.credit(time.Since(start)) }()
-	select {
-	case inbox <- f:
-		return true
-	case <-c.closing:
-		return false
-	}
-}
-
-// readEnded logs why the reader stopped and requests the close.
+// readEnded logs why reading stopped and requests the close.
 func (s *Server) readEnded(cl *client, err error) {
 	cl.notePeerClose(err)
 	switch status := websocket.CloseStatus(err); {

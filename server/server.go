@@ -1,5 +1,6 @@
 // Package server serves a Switchboard node over HTTP: the WebSocket
-// endpoint (a reader, worker, writer and keep-alive per connection) and
+// endpoint (one goroutine per connection, a writer and tasks on demand,
+// one keep-alive schedule per node) and
 // the HTTP API around it.
 package server
 

@@ -60,26 +60,26 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 }
 
 // serveConn runs one accepted connection to its end: authenticate, admit,
-// serve frames, leave the channels, close. This goroutine is the worker:
-// it processes the client's frames one at a time, in order. Two more
-// goroutines serve the connection, both waited for before serveConn
-// returns, and the node's keep-alive schedule visits it:
-//   - the reader (read, reader.go), started here, reads frames and hands
-//     them to the worker, so that pings and close frames are read even
-//     while the worker waits for the broker;
+// serve frames, leave the channels, close. This goroutine is the
+// connection's reader and worker: it reads the client's frames and
+// processes each before reading the next, so an idle connection is this
+// one goroutine parked in Read. Others serve the connection on demand:
 //   - the writer (writeLoop, writer.go) writes the queued frames and carries
-//     out the close; it runs only while there is something to write (the
-//     send queue starts it), so an idle connection has two goroutines;
+//     out the close; the send queue starts it when there is something to
+//     write, and serveConn waits for it to finish the close;
+//   - server-side tasks (client.run) run on a goroutine started when one is
+//     queued, never at the same time as a frame (client.work);
 //   - the keep-alive (keepAlives, keepalive.go) pings the peer when it is
 //     silent, on a short-lived goroutine that ends with the connection's
 //     context.
 //
-// A close request (client.close) is what stops them all: the worker and
-// the writer stop on it, the writer carries it out, and
-// the reader stops when the closed socket fails its Read (or on the
-// request itself while it waits for the worker). Every path ends in one:
-// the reader requests one when the peer goes, and serveConn when the
-// worker is done.
+// While a frame is processed nothing reads the socket: a client that
+// sends faster than it is served waits in TCP, and time the server spent
+// (a slow broker) is credited back to its rate budget (creditFloor). A
+// close request (client.close) is what stops it all: the writer carries
+// it out, closing the socket, which ends the Read; every path ends in
+// one: Read fails when the peer goes, and serveConn requests one when it
+// is done.
 func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, cr credentials, lim *limiter) {
 	cl := newClient(uuid.NewString(), ws, mark, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
 	cl.conn = conn
@@ -94,35 +94,51 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, c
 	defer s.untrack(cl)
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 
-	// ctx is the worker's and the keep-alive's: the reader cancels it when
-	// the peer is gone, abandoning the broker operation in progress.
-	ctx, peerGone := context.WithCancel(context.Background())
-	defer peerGone()
-	// Frames read, waiting for the worker. When it is full the reader
-	// waits: the client sends faster than the server processes.
-	frames := make(chan inboxFrame, inboxFrames)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.read(ctx, cl, frames, peerGone) })
+	// ctx is the connection's: cancelled when it ends, abandoning a task's
+	// broker operation in progress, and ending the keep-alive's pings.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl.ctx = ctx
 	s.keepAlives.add(cl, ctx)
 	defer s.keepAlives.remove(cl)
 
-	joins, err := s.authenticateAndAdmit(ctx, cl, frames, cr)
+	joins, err := s.authenticateAndAdmit(ctx, cl, cr)
 	admitted := err == nil
+	// The channels are left as soon as a close is requested, by a goroutine
+	// of its own: a connection closed for being slow leaves its rooms at
+	// once, while this goroutine may still wait in Read for the socket to
+	// close.
+	var leave sync.Once
+	left := make(chan struct{})
+	cl.whenClosing(func() {
+		leave.Do(func() {
+			cancel()       // abandons a broker operation in progress
+			cl.work.Lock() // waits for the frame or task in progress; later ones see the close
+			if admitted {
+				s.leaveAll(cl)
+			}
+			cl.work.Unlock()
+			close(left)
+		})
+	})
 	if admitted {
 		s.node.Opened(ctx, conndir.Record{ID: cl.id, User: cl.user})
+		cl.work.Lock()
 		for _, room := range joins {
-			s.runTask(ctx, cl, func(ctx context.Context) error { return s.node.Rooms.JoinFor(ctx, cl, room) })
+			if !cl.isClosing() {
+				s.runTask(ctx, cl, func(ctx context.Context) error { return s.node.Rooms.JoinFor(ctx, cl, room) })
+			}
 		}
-		s.serve(ctx, cl, frames)
-		s.leaveAll(cl)
+		cl.work.Unlock()
+		s.serve(ctx, cl)
 	}
 	var ref *refusal
 	if errors.As(err, &ref) {
 		cl.close(ref.req)
 	}
 	cl.close(closeFor(causePeer)) // whatever ended it, unless a cause was given
+	<-left
 	<-cl.written
-	wg.Wait()
 	code, reason := cl.outcome()
 	cl.logger().Info("disconnected", "cause", cl.closeReq.cause.label(), "code", code, "reason", reason)
 	if admitted {
@@ -138,8 +154,8 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, c
 // trips: each runs within an admission slot. Waiting for the client or
 // for the backend holds none, so neither a slow client nor a slow backend
 // starves the others.
-func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, frames <-chan inboxFrame, cr credentials) ([]string, error) {
-	ident, token, err := s.credentialsOf(ctx, cl, frames, cr)
+func (s *Server) authenticateAndAdmit(ctx context.Context, cl *client, cr credentials) ([]string, error) {
+	ident, token, err := s.credentialsOf(ctx, cl, cr)
 	if err != nil {
 		return nil, err
 	}
@@ -170,47 +186,37 @@ func (s *Server) admitted(ctx context.Context, cl *client, cr credentials, step 
 	return step()
 }
 
-// next waits for the client's next frame. It fails once a close is
-// requested or ctx ends.
-func (c *client) next(ctx context.Context, frames <-chan inboxFrame) (inboxFrame, error) {
-	select {
-	case in := <-frames:
-		return in, nil
-	case <-c.closing:
-		return inboxFrame{}, errConnClosing
-	case <-ctx.Done():
-		return inboxFrame{}, ctx.Err()
-	}
-}
-
-// serve processes an admitted connection's frames until a close is
-// requested, the peer is gone, or the client floods.
-func (s *Server) serve(ctx context.Context, cl *client, frames <-chan inboxFrame) {
-	for {
-		var in inboxFrame
-		select {
-		case in = <-frames:
-		case task := <-cl.tasks:
-			task(ctx)
-			s.noteRooms(ctx, cl)
-			continue
-		case <-cl.closing:
+// serve processes an admitted connection's frames, one at a time, until
+// a close is requested, the peer is gone, or the client floods.
+func (s *Server) serve(ctx context.Context, cl *client) {
+	cl.beginTasks()
+	for !cl.isClosing() {
+		data, refused, ok := s.nextFrame(cl)
+		if !ok {
 			return
-		case <-ctx.Done():
+		}
+		start := time.Now()
+		cl.work.Lock()
+		if cl.isClosing() { // the connection has left its channels, or is leaving them
+			cl.work.Unlock()
 			return
 		}
 		s.noteActivity(ctx, cl)
-		switch {
-		case in.flooded:
-			cl.close(closeFor(causeRateLimit))
-			return
-		case in.refused:
+		keep := true
+		if refused {
 			s.answer(ctx, cl, "", "", s.rateLimited())
-		case !s.handle(ctx, cl, in.data):
-			return
+		} else {
+			keep = s.handle(ctx, cl, data)
 		}
-		if cl.roomsDirty {
+		if keep && cl.roomsDirty {
 			s.noteRooms(ctx, cl)
+		}
+		cl.work.Unlock()
+		if took := time.Since(start); took > creditFloor {
+			cl.limits.credit(took)
+		}
+		if !keep {
+			return
 		}
 	}
 }
@@ -232,7 +238,7 @@ func (s *Server) noteActivity(ctx context.Context, cl *client) {
 	_ = s.node.Dir.Update(ctx, cl.id, conndir.Change{LastActivity: now})
 }
 
-// runTask runs a server-side request on the worker, answering its error
+// runTask runs a server-side request (holding work), answering its error
 // to the client as the matching client request would have been.
 func (s *Server) runTask(ctx context.Context, cl *client, task func(context.Context) error) {
 	if err := task(ctx); err != nil {
