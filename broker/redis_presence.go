@@ -174,11 +174,15 @@ func (p *presenceTracker) heartbeatLoop(r *Redis) func() {
 	}
 }
 
-// heartbeatBatch is how many entries one pipeline refreshes, and
-// refreshChunk how many one script call refreshes (bounding how long one
-// call holds Redis in a big room).
+// heartbeatBatch is how many entries one pipeline refreshes and
+// heartbeatCalls how many script calls it carries at most, so that Redis,
+// which runs a client's pipelined commands back to back, serves other
+// clients' publishes between two short pipelines instead of stalling
+// them behind one long one; refreshChunk is how many entries one script
+// call refreshes (bounding how long one call holds Redis in a big room).
 const (
 	heartbeatBatch = 1000
+	heartbeatCalls = 16
 	refreshChunk   = 500
 )
 
@@ -198,7 +202,7 @@ func (p *presenceTracker) beat(r *Redis) error { return p.beatSlice(r, -1) }
 // beatSlice refreshes this node's entries of the topics in one slice
 // (spread.SliceOf), or of every topic when slice is -1: one script call
 // per topic (per refreshChunk entries of it), pipelined across topics
-// heartbeatBatch entries at a time.
+// heartbeatBatch entries or heartbeatCalls calls at a time.
 func (p *presenceTracker) beatSlice(r *Redis, slice int) error {
 	p.mu.Lock()
 	type userKey struct{ topic, user string }
@@ -255,7 +259,7 @@ func (p *presenceTracker) beatSlice(r *Redis, slice int) error {
 		for _, b := range beats {
 			lot = append(lot, b)
 			entries += b.entries
-			if entries >= heartbeatBatch {
+			if entries >= heartbeatBatch || len(lot) >= heartbeatCalls {
 				flush()
 			}
 		}

@@ -54,8 +54,9 @@ func (cr *ChatRoom) SweepExpired(ctx context.Context, interval time.Duration) {
 
 // sweepsInFlight bounds the rooms swept at once. The broker sends sweeps
 // that are in flight together in one round trip, so a node with many
-// rooms sweeps them in a few round trips rather than one after another.
-const sweepsInFlight = 64
+// rooms sweeps them in a few round trips rather than one after another;
+// few enough that one round trip does not hold Redis for long.
+const sweepsInFlight = 16
 
 // sweep sweeps the rooms of one slice (spread.SliceOf) this node has
 // members in, sweepsInFlight at a time, and returns when all are done.

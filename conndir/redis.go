@@ -517,11 +517,16 @@ func (d *Redis) rewrite(ctx context.Context, ids []string) error {
 	return err
 }
 
-// writeActivity writes the last activities in own, BatchSize per round
-// trip, skipping records no longer this node's.
+// activityBatch bounds the script calls of one activity round trip: Redis
+// runs a pipeline's commands back to back, and other clients' commands
+// (publishes) wait behind a long one.
+const activityBatch = 64
+
+// writeActivity writes the last activities in own, activityBatch (at most
+// BatchSize) per round trip, skipping records no longer this node's.
 func (d *Redis) writeActivity(ctx context.Context, own []ownBeat) error {
 	for len(own) > 0 {
-		n := min(len(own), d.opts.BatchSize)
+		n := min(len(own), d.opts.BatchSize, activityBatch)
 		_, err := d.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, ob := range own[:n] {
 				if d.local.has(ob.id) {
