@@ -23,11 +23,35 @@ type presenceTracker struct {
 	local   map[presenceEntry][]byte // → JoinedRoom frame
 	inBeat  chan struct{}            // non-nil while a heartbeat runs
 	writers presenceWriters
+
+	// expiry is, per topic this node refreshes, the earliest deadline of
+	// any user of the topic (any node's) as of this node's last refresh
+	// of it, in ms on Redis's clock. Deadlines only move later and users
+	// join with later ones, so until then no user of the topic can
+	// expire, and a sweep of it is skipped without asking Redis (most
+	// sweeps find nothing; a node's refresh already reads the answer).
+	expiry map[string]int64
 }
+
+// sweepClockMargin is how far this node's clock may be behind Redis's
+// before a sweep skipped on the strength of expiry comes late.
+const sweepClockMargin = time.Second
 
 type presenceEntry struct{ topic, user, conn string }
 
-func (p *presenceTracker) init() { p.local = make(map[presenceEntry][]byte) }
+func (p *presenceTracker) init() {
+	p.local = make(map[presenceEntry][]byte)
+	p.expiry = make(map[string]int64)
+}
+
+// noneExpire reports whether no user of topic can have expired yet, as of
+// this node's last refresh of it.
+func (p *presenceTracker) noneExpire(topic string, now time.Time) bool {
+	p.mu.Lock()
+	deadline, ok := p.expiry[topic]
+	p.mu.Unlock()
+	return ok && now.Add(sweepClockMargin).UnixMilli() < deadline
+}
 
 func (r *Redis) presenceKeys(topic, user string) []string {
 	keys := []string{r.key(topic, ":users"), r.key(topic, ":conns:"+user), r.key(topic, ":swept"), r.key(topic, ":names")}
@@ -114,8 +138,13 @@ func (r *Redis) RemovePresence(ctx context.Context, topic, user, conn string, le
 // once, by whichever node sweeps first. A sweep takes a short lock on the
 // topic in Redis (sweepLock): while another sweep of the topic, by any
 // node, holds it, a sweep does nothing and returns no users, leaving them
-// to the next one. Sweeps of many topics at once share round trips.
+// to the next one. Sweeps of many topics at once share round trips. A
+// sweep of a topic whose users cannot have expired yet, as this node's
+// last refresh of it found, costs no round trip at all.
 func (r *Redis) SweepPresence(ctx context.Context, topic string, left UserTemplate) ([]string, error) {
+	if r.presence.noneExpire(topic, time.Now()) {
+		return nil, nil
+	}
 	ctx, cancel := r.op(ctx)
 	defer cancel()
 	keys := r.withActiveKey([]string{r.key(topic, ":users"), r.key(topic, ":swept"), r.key(topic, ":names"), r.key(topic, ":sweeping")})
@@ -233,6 +262,11 @@ func (p *presenceTracker) beatSlice(r *Redis, slice int) error {
 		s.beat.conns[s.i] = append(s.beat.conns[s.i], e.conn)
 		s.beat.entries++
 	}
+	for topic := range p.expiry { // topics this node no longer refreshes
+		if _, ok := byTopic[topic]; !ok && (slice < 0 || spread.SliceOf(topic) == slice) {
+			delete(p.expiry, topic)
+		}
+	}
 	done := make(chan struct{})
 	p.inBeat = done
 	p.mu.Unlock()
@@ -276,9 +310,10 @@ func (p *presenceTracker) refresh(r *Redis, lot []*roomBeat) error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.OpTimeout)
 	defer cancel()
 	ttl := r.opts.PresenceTTL.Milliseconds()
+	cmds := make([]*redis.Cmd, len(lot))
 	run := func() error {
 		_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for _, b := range lot {
+			for i, b := range lot {
 				keys := make([]string, 0, 4+len(b.users))
 				keys = append(keys, r.key(b.topic, ":users"), r.key(b.topic, ":swept"), r.key(b.topic, ":names"))
 				args := make([]any, 0, 6+2*len(b.users)+b.entries)
@@ -291,7 +326,7 @@ func (p *presenceTracker) refresh(r *Redis, lot []*roomBeat) error {
 					}
 					args = append(args, b.joined[i])
 				}
-				presenceRefreshScript.EvalSha(ctx, pipe, r.withActiveKey(keys), args...)
+				cmds[i] = presenceRefreshScript.EvalSha(ctx, pipe, r.withActiveKey(keys), args...)
 				_ = r.markActive(ctx, pipe, b.topic)
 			}
 			return nil
@@ -304,5 +339,26 @@ func (p *presenceTracker) refresh(r *Redis, lot []*roomBeat) error {
 			err = run()
 		}
 	}
+	p.noteExpiry(lot, cmds)
 	return err
+}
+
+// noteExpiry records, from a refresh's replies, each topic's earliest
+// deadline (see expiry); a topic whose reply failed is forgotten, so that
+// its sweeps ask Redis.
+func (p *presenceTracker) noteExpiry(lot []*roomBeat, cmds []*redis.Cmd) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, b := range lot {
+		reply, err := cmds[i].Slice()
+		var deadline int64
+		if err == nil && len(reply) == 2 {
+			deadline, _ = reply[1].(int64)
+		}
+		if deadline > 0 {
+			p.expiry[b.topic] = deadline
+		} else {
+			delete(p.expiry, b.topic)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard/switchboard/internal/testredis"
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // deployments are a single Redis and a 3-master cluster, for tests that
@@ -339,5 +340,56 @@ func TestOneNodeSweepsARoom(t *testing.T) {
 				t.Errorf("a sweep after the lock removed %v, want [late]", all)
 			}
 		})
+	}
+}
+
+// TestSweepSkipsRoomsThatCannotHaveExpired: a node's refresh of a room
+// learns the earliest deadline of its users, any node's; until then a
+// sweep of the room costs no Redis command, and once it has passed the
+// sweep goes to Redis and announces the user of the node that stopped.
+func TestSweepSkipsRoomsThatCannotHaveExpired(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	opts := testOpts
+	opts.PresenceTTL = 3 * time.Second
+	a, _ := newRedisNode(t, srv.URL(), nil, "skip:", opts)
+	b, _ := newRedisNode(t, srv.URL(), nil, "skip:", opts)
+	const room = "room:#skip"
+	if _, err := b.AddPresence(ctx, room, "gone", "g1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddPresence(ctx, room, "stays", "s1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil { // b stops refreshing: "gone" expires
+		t.Fatal(err)
+	}
+	if err := a.presence.beat(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	left := UserTemplate{Head: []byte(`{"user":"`), Tail: []byte(`"}`)}
+	if gone, err := a.SweepPresence(ctx, room, left); err != nil || len(gone) != 0 {
+		t.Fatalf("early sweep: %v, %v", gone, err)
+	}
+	if n := commandStats(t, admin)["evalsha"]; n != 0 {
+		t.Errorf("a sweep before any user could expire ran %d scripts", n)
+	}
+	var gone []string
+	wait.For(t, 3*opts.PresenceTTL, "the stopped node's user swept", func() bool {
+		users, err := a.SweepPresence(ctx, room, left)
+		gone = append(gone, users...)
+		return err == nil && len(gone) > 0
+	})
+	if len(gone) != 1 || gone[0] != "gone" {
+		t.Fatalf("swept %v, want [gone]", gone)
+	}
+	page, err := a.Members(ctx, room, MembersQuery{})
+	if err != nil || len(page.Users) != 1 || page.Users[0] != "stays" {
+		t.Fatalf("members after the sweep: %+v, %v", page, err)
 	}
 }

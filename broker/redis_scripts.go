@@ -234,7 +234,10 @@ return {count, out}
 // channel, ARGV[3] "publish" or "spublish", ARGV[4] large-topic
 // threshold, ARGV[6] n, the number of users; then for each user: the
 // user, the number of its connections c, c connections, its JoinedRoom
-// frame. Returns how many users were announced again.
+// frame. Returns {how many users were announced again, the earliest
+// deadline in the users set (ms, Redis's clock; 0: empty)}: before it no
+// user of the topic can expire, so no sweep is needed (see
+// presenceTracker.expiry).
 var presenceRefreshScript = redis.NewScript(luaPayload + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -270,7 +273,8 @@ end
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[3], ttl)
 if KEYS[4 + n] then redis.call('ZADD', KEYS[4 + n], 0, ARGV[5]) end
-return back
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {back, tonumber(first[2] or 0)}
 `)
 
 // presenceSweepScript removes the users whose entries expired (their node
