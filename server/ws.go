@@ -75,7 +75,10 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 //
 // While a frame is processed nothing reads the socket: a client that
 // sends faster than it is served waits in TCP, and time the server spent
-// (a slow broker) is credited back to its rate budget (creditFloor). A
+// (a slow broker) is credited back to its rate budget (creditFloor). So
+// too while the connection is admitted: a peer that leaves meanwhile is
+// noticed once admission is done, each of its steps being bounded
+// (ADMIT_WAIT, OP_TIMEOUT, the connect webhook's timeout). A
 // close request (client.close) is what stops it all: the writer carries
 // it out, closing the socket, which ends the Read; every path ends in
 // one: Read fails when the peer goes, and serveConn requests one when it
