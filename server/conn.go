@@ -30,7 +30,7 @@ type client struct {
 	user   string          // set at admission
 	rooms  map[string]bool // rooms the ticket allows; nil: any
 	ws     *websocket.Conn
-	conn   *leanConn                   // ws's socket, corked by the writer around a batch
+	conn   *leanConn                   // ws's socket, through which data frames are sent
 	log    atomic.Pointer[slog.Logger] // replaced once the user is known
 	queue  *sendQueue
 	writeT time.Duration
@@ -108,7 +108,7 @@ func newClient(id string, ws *websocket.Conn, mark *readMark, lim *limiter, queu
 		closing: make(chan struct{}),
 		written: make(chan struct{}),
 	}
-	c.queue = newSendQueue(queueBytes, func() { go c.writeLoop() })
+	c.queue = newSendQueue(queueBytes, func() { go c.writeLoop() }, c.writeNow)
 	c.watchdog = time.AfterFunc(time.Hour, c.abortWrites)
 	c.watchdog.Stop()
 	c.log.Store(log.With("conn", id))
@@ -141,6 +141,25 @@ func (c *client) Deliver(frame []byte) {
 	if !c.queue.tryPush(frame) {
 		c.tooSlow()
 	}
+}
+
+// writeNow sends a frame from the goroutine that produced it if the
+// socket takes it at once (sendQueue.sendNow). A failed write requests an
+// abrupt close, as the writer's does.
+func (c *client) writeNow(frame []byte) trySend {
+	if c.conn == nil {
+		return tryRefused
+	}
+	res, err := c.conn.tryWrite(frame)
+	if err != nil {
+		c.logger().Debug("write failed", "err", err)
+		c.close(closeFor(causeWriteError))
+		return trySent // the frame is gone with the connection
+	}
+	if res != tryRefused {
+		c.sent.Inc()
+	}
+	return res
 }
 
 func (c *client) tooSlow() {

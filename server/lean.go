@@ -5,19 +5,22 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 )
 
 // Sizes of the buffers a WebSocket keeps for its whole life. net/http's
-// are 4 KiB each; an idle socket needs far less, and a busy one is served
-// by corking (below), not by its write buffer.
+// are 4 KiB each; an idle socket needs far less. The library's write
+// buffer carries only control frames (data frames are framed and sent by
+// leanConn itself), so 1 KiB always holds a whole one.
 const (
 	leanReadBuffer  = 1024
 	leanWriteBuffer = 1024
 )
 
 // leanHijacker hands the WebSocket library a connection with small
-// buffers of its own instead of net/http's, and one the writer can cork.
-// What net/http had read ahead of the upgrade is served first.
+// buffers of its own instead of net/http's, and one that can send data
+// frames without blocking. What net/http had read ahead of the upgrade is
+// served first.
 type leanHijacker struct {
 	http.ResponseWriter
 	conn *leanConn // set by Hijack
@@ -35,28 +38,38 @@ func (h *leanHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	ahead, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	lc := &leanConn{Conn: conn, ahead: append([]byte(nil), ahead...)}
+	lc := &leanConn{Conn: conn, ahead: append([]byte(nil), ahead...), raw: rawConnOf(conn)}
 	h.conn = lc
 	return lc, bufio.NewReadWriter(bufio.NewReaderSize(lc, leanReadBuffer), bufio.NewWriterSize(lc, leanWriteBuffer)), nil
 }
 
 // leanConn is a hijacked connection that serves bytes read ahead first
-// and can be corked: while corked, writes are gathered and sent with one
-// system call when it is uncorked. The writer corks around a batch of
-// queued frames; anything else written meanwhile (a pong from the reader)
-// joins the batch, in order.
+// and sends data frames two ways: tryWrite, without blocking, for whoever
+// produced the frame while the connection's writer is idle; writeFrames,
+// blocking, for the writer. The library's control frames come through
+// Write. Each write is whole: writes never interleave, and the unsent
+// tail of a frame tryWrite could only partly send (pending) leaves before
+// anything else.
 type leanConn struct {
 	net.Conn
-	ahead []byte // read by net/http before the hijack; owned by the reader
+	ahead []byte          // read by net/http before the hijack; owned by the reader
+	raw   syscall.RawConn // the socket's descriptor; nil when it has none (no tryWrite)
 
-	mu     sync.Mutex
-	corked bool
-	batch  *[]byte
+	mu      sync.Mutex
+	pending []byte // the rest of a frame tryWrite sent in part
 }
 
-// batches recycles cork buffers: a connection holds one only while it
+// batches recycles frame buffers: a connection holds one only while it
 // writes.
 var batches = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// recycle returns a frame buffer to batches; a huge one is not kept.
+func recycle(b *[]byte) {
+	if cap(*b) <= 256<<10 {
+		*b = (*b)[:0]
+		batches.Put(b)
+	}
+}
 
 // Read serves what was read ahead, then the socket.
 func (c *leanConn) Read(p []byte) (int, error) {
@@ -71,39 +84,103 @@ func (c *leanConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// Write sends p, or adds it to the batch while corked.
+// Write sends p (a control frame from the library) after anything
+// pending.
 func (c *leanConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.corked {
-		*c.batch = append(*c.batch, p...)
-		return len(p), nil
+	if err := c.flushLocked(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Write(p)
 }
 
-// cork starts gathering writes.
-func (c *leanConn) cork() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = true
-	c.batch = batches.Get().(*[]byte)
+// flushLocked sends what is pending, blocking. Caller holds mu.
+func (c *leanConn) flushLocked() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.pending)
+	c.pending = nil
+	return err
 }
 
-// uncork sends what was gathered in one write and stops gathering.
-func (c *leanConn) uncork() error {
+// flush sends what is pending, blocking.
+func (c *leanConn) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = false
-	b := c.batch
-	c.batch = nil
-	var err error
-	if len(*b) > 0 {
-		_, err = c.Conn.Write(*b)
+	return c.flushLocked()
+}
+
+// writeFrames sends payloads as text frames after anything pending, in one
+// system call when they fit one, blocking until all is sent.
+func (c *leanConn) writeFrames(payloads [][]byte) error {
+	b := batches.Get().(*[]byte)
+	defer recycle(b)
+	for _, p := range payloads {
+		*b = appendTextFrame(*b, p)
 	}
-	if cap(*b) <= 256<<10 { // a huge batch is not kept for the next connection
-		*b = (*b)[:0]
-		batches.Put(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.flushLocked(); err != nil {
+		return err
 	}
+	_, err := c.Conn.Write(*b)
 	return err
+}
+
+// Outcomes of tryWrite.
+type trySend int
+
+const (
+	// tryRefused: nothing was sent (the socket is busy or full, or has no
+	// descriptor); the frame is the writer's to send.
+	tryRefused trySend = iota
+	// trySent: the whole frame was sent.
+	trySent
+	// tryPartial: part of the frame was sent and the rest is pending; a
+	// writer must send it (flush) before the connection is idle again.
+	tryPartial
+)
+
+// tryWrite sends payload as a text frame if it can without blocking: only
+// when nothing else is being written or pending, and only what the
+// socket's buffer takes at once. An error is the socket's (the peer is
+// gone); nothing is pending then.
+func (c *leanConn) tryWrite(payload []byte) (trySend, error) {
+	if c.raw == nil || !c.mu.TryLock() {
+		return tryRefused, nil
+	}
+	defer c.mu.Unlock()
+	if len(c.pending) > 0 {
+		return tryRefused, nil
+	}
+	b := batches.Get().(*[]byte)
+	defer recycle(b)
+	*b = appendTextFrame(*b, payload)
+	n, err := writeNonBlocking(c.raw, *b)
+	switch {
+	case err != nil:
+		return trySent, err
+	case n == len(*b):
+		return trySent, nil
+	case n == 0:
+		return tryRefused, nil
+	}
+	c.pending = append([]byte(nil), (*b)[n:]...)
+	return tryPartial, nil
+}
+
+// rawConnOf returns conn's descriptor access, or nil when it has none
+// (a TLS connection, a pipe in a test).
+func rawConnOf(conn net.Conn) syscall.RawConn {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }

@@ -14,25 +14,37 @@ import (
 // startWriter, and the writer ends once it finds the queue empty (next),
 // so an idle connection has no writer goroutine. kick starts one without
 // a frame, to carry out a close request.
+//
+// A push that finds the queue empty and no writer running first offers
+// the frame to writeNow, which sends it from the pushing goroutine if the
+// socket takes it at once: most frames of a connection that keeps up then
+// leave with one system call and no goroutine at all. Only what the
+// socket does not take goes through the queue and a writer, so a slow
+// client still never holds the pusher up.
 type sendQueue struct {
 	maxBytes    int
-	space       chan struct{} // a frame was written (capacity 1)
-	startWriter func()        // starts a writer goroutine
+	space       chan struct{}        // a frame was written (capacity 1)
+	startWriter func()               // starts a writer goroutine
+	writeNow    func([]byte) trySend // sends a frame without blocking; nil: never
 
 	mu      sync.Mutex
 	frames  [][]byte
 	bytes   int
-	writing bool // a writer runs, or was started; cleared only by next
+	writing bool // a writer runs, was started, or a frame is being sent now; cleared only by next and tryPush
+	// wanted is set when a writer was asked for (a kick, a queued frame)
+	// while a frame was being sent now: the sender starts one after.
+	wanted bool
 }
 
-func newSendQueue(maxBytes int, startWriter func()) *sendQueue {
-	return &sendQueue{maxBytes: maxBytes, space: make(chan struct{}, 1), startWriter: startWriter}
+func newSendQueue(maxBytes int, startWriter func(), writeNow func([]byte) trySend) *sendQueue {
+	return &sendQueue{maxBytes: maxBytes, space: make(chan struct{}, 1), startWriter: startWriter, writeNow: writeNow}
 }
 
 // wakeLocked marks the writer running and reports whether the caller must
 // start it. Caller holds mu.
 func (q *sendQueue) wakeLocked() bool {
 	if q.writing {
+		q.wanted = true
 		return false
 	}
 	q.writing = true
@@ -67,7 +79,7 @@ func (q *sendQueue) next(stop <-chan struct{}) (frames [][]byte, closing bool) {
 		return nil, true
 	default:
 	}
-	q.writing = false
+	q.writing, q.wanted = false, false
 	return nil, false
 }
 
@@ -76,6 +88,9 @@ func (q *sendQueue) next(stop <-chan struct{}) (frames [][]byte, closing bool) {
 // size alone.
 func (q *sendQueue) tryPush(frame []byte) bool {
 	q.mu.Lock()
+	if !q.writing && q.writeNow != nil {
+		return q.sendNow(frame) // unlocks mu
+	}
 	if len(q.frames) > 0 && q.bytes+len(frame) > q.maxBytes {
 		q.mu.Unlock()
 		return false
@@ -87,6 +102,31 @@ func (q *sendQueue) tryPush(frame []byte) bool {
 	if start {
 		q.startWriter()
 	}
+	return true
+}
+
+// sendNow offers frame to writeNow while the writer is idle, and queues
+// it if the socket did not take it; a writer is started if anything is
+// left to do afterwards. Called with mu held (the queue is empty, no
+// writer runs); it unlocks mu.
+func (q *sendQueue) sendNow(frame []byte) bool {
+	q.writing = true // no writer starts, and nobody else sends now, meanwhile
+	q.mu.Unlock()
+	res := q.writeNow(frame)
+	q.mu.Lock()
+	if res == tryRefused {
+		// Queued first: frames pushed meanwhile came after this one.
+		q.frames = append([][]byte{frame}, q.frames...)
+		q.bytes += len(frame)
+	}
+	if res == trySent && len(q.frames) == 0 && !q.wanted {
+		q.writing = false
+		q.mu.Unlock()
+		return true
+	}
+	q.wanted = false
+	q.mu.Unlock()
+	q.startWriter()
 	return true
 }
 

@@ -1,11 +1,6 @@
 package server
 
-import (
-	"context"
-	"time"
-
-	"github.com/coder/websocket"
-)
+import "time"
 
 // stuckWriteGrace is how long a write may still take once the connection
 // is being closed with its queue dropped (too slow, refused…): long enough
@@ -15,16 +10,22 @@ import (
 // well.)
 const stuckWriteGrace = 5 * time.Second
 
-// writeLoop is the connection's writer, the one goroutine that writes data
-// and close frames (the keep-alive writes pings; coder/websocket writes
-// pongs, and the 1009 close frame, from within Read). It runs on demand
-// (sendQueue): started by the push that finds it idle, it writes what is
-// queued and ends when the queue is empty, so an idle connection costs no
+// writeLoop is the connection's writer, the one goroutine that writes
+// queued frames and the close frame (frames sent at once by whoever
+// produced them go out in sendQueue.sendNow; the keep-alive writes pings;
+// coder/websocket writes pongs, and the 1009 close frame, from within
+// Read). It runs on demand (sendQueue): started by the push that finds it
+// idle or leaves part of a frame pending, it writes what is pending and
+// queued and ends when nothing is left, so an idle connection costs no
 // goroutine here. Once a close is requested (close kicks a writer) it
 // carries the request out, closes written and ends for good. A failed
 // write requests an abrupt close.
 func (c *client) writeLoop() {
 	for {
+		if err := c.flushPending(); err != nil {
+			c.logger().Debug("write failed", "err", err)
+			c.close(closeFor(causeWriteError))
+		}
 		frames, closing := c.queue.next(c.closing)
 		if closing {
 			c.finish()
@@ -41,39 +42,43 @@ func (c *client) writeLoop() {
 	}
 }
 
-// writeQueued writes everything queued (see writeFrames).
-func (c *client) writeQueued() error { return c.writeFrames(c.queue.take()) }
-
-// writeFrames writes frames taken from the queue, stopping early if a
-// close that does not flush is requested meanwhile. The frames of one
-// batch leave in one system call (the socket is corked around them),
-// within one WRITE_TIMEOUT that the watchdog enforces.
-func (c *client) writeFrames(frames [][]byte) error {
-	if len(frames) == 0 {
+// flushPending sends the rest of a frame that was sent in part without
+// blocking, within WRITE_TIMEOUT.
+func (c *client) flushPending() error {
+	if c.conn == nil {
 		return nil
 	}
 	c.watchdog.Reset(c.writeT)
 	defer c.watchdog.Stop()
-	c.conn.cork()
-	var err error
-	for _, frame := range frames {
-		if c.isClosing() && c.closeReq.cause.ending() != endFlush {
-			break
+	return c.conn.flush()
+}
+
+// writeQueued writes everything queued (see writeFrames).
+func (c *client) writeQueued() error { return c.writeFrames(c.queue.take()) }
+
+// writeFrames writes frames taken from the queue, unless a close that
+// does not flush was requested meanwhile. The frames of one batch leave
+// in one system call, within one WRITE_TIMEOUT that the watchdog
+// enforces.
+func (c *client) writeFrames(frames [][]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	defer func() {
+		for _, frame := range frames {
+			c.queue.done(frame)
 		}
-		// The library is given a context that is never done, so it arms no
-		// timer of its own: the watchdog bounds the batch.
-		if err = c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
-			break
-		}
-		c.sent.Inc()
+	}()
+	if c.isClosing() && c.closeReq.cause.ending() != endFlush {
+		return nil
 	}
-	if uerr := c.conn.uncork(); err == nil {
-		err = uerr
+	c.watchdog.Reset(c.writeT)
+	defer c.watchdog.Stop()
+	if err := c.conn.writeFrames(frames); err != nil {
+		return err
 	}
-	for _, frame := range frames {
-		c.queue.done(frame)
-	}
-	return err
+	c.sent.Add(float64(len(frames)))
+	return nil
 }
 
 // finish carries out the close request: an abrupt close, or the close
