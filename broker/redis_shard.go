@@ -15,7 +15,10 @@ import (
 // shard is one pub/sub connection (one per Redis, one per master in a
 // cluster) and the channels it serves. Its run goroutine owns both: other
 // goroutines reach it through its inbox (commands, finished gap fills),
-// its connection's reader through events. Messages are delivered from run.
+// its connection's reader through events. The one exception is the
+// reader's fast path (applyNow): a message or subscription answer with
+// nothing queued ahead of it is applied on the reader's goroutine, under
+// the same lock run holds, which saves a goroutine hand-off per message.
 type shard struct {
 	set    *subscriptions // for routing hand-offs, retirement and limits
 	ep     endpoint
@@ -26,7 +29,17 @@ type shard struct {
 
 	connects atomic.Int64 // connections made so far
 
-	// Owned by run.
+	// own is held by whoever applies commands and events: run, or a
+	// reader in applyNow. queued counts the events emitted to run and not
+	// yet applied; the reader applies an event itself only when it is 0,
+	// so that events are applied in the order they were read.
+	own    sync.Mutex
+	queued atomic.Int64
+	// stopped is set once run has returned: a reader still reading drops
+	// what it reads.
+	stopped bool
+
+	// Owned by whoever holds own.
 	ps    *redis.PubSub // nil while disconnected
 	chans map[string]*channelState
 	// epoch is the data epoch of the Redis last connected to (see
@@ -99,7 +112,12 @@ func (sh *shard) unconfirmed(ctx context.Context) (int, error) {
 // connection, applies commands, and delivers what the connection carries.
 func (sh *shard) run(delay time.Duration) {
 	defer close(sh.done)
-	defer sh.stop()
+	defer func() {
+		sh.own.Lock()
+		defer sh.own.Unlock()
+		sh.stopped = true
+		sh.stop()
+	}()
 	ctx := sh.set.ctx
 	var retry <-chan time.Time
 	dialed := false // a shard that has not tried yet keeps the channel it was made for
@@ -114,33 +132,62 @@ func (sh *shard) run(delay time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-sh.inbox.ready:
+			sh.own.Lock()
 			sh.handleAll()
+			sh.own.Unlock()
 		case ev := <-sh.events:
-			// Commands first: an Unsubscribe that returned before a message
-			// was published must stop its delivery.
-			select {
-			case <-sh.inbox.ready:
+			sh.own.Lock()
+			if down, ok := ev.(connDown); ok {
 				sh.handleAll()
-			default:
+				retry = time.After(sh.failed(down.err))
+			} else {
+				sh.apply(ev)
 			}
-			switch ev := ev.(type) {
-			case connUp:
-				sh.connected(ev.ps, ev.epoch)
-			case connDown:
-				retry = time.After(sh.failed(ev.err))
-			case *redis.Subscription:
-				sh.onSubscription(ev)
-			case *redis.Message:
-				sh.onMessage(ev)
-			}
+			sh.queued.Add(-1)
+			sh.own.Unlock()
 		case <-retry:
 			retry = nil
-			if dialed && sh.retire() {
+			sh.own.Lock()
+			retire := dialed && sh.retire()
+			sh.own.Unlock()
+			if retire {
 				return
 			}
 			dial()
 		}
 	}
+}
+
+// apply applies one event of a connection other than its end, after the
+// commands waiting: an Unsubscribe that returned before a message was
+// published must stop its delivery. Caller holds own.
+func (sh *shard) apply(ev any) {
+	sh.handleAll()
+	switch ev := ev.(type) {
+	case connUp:
+		sh.connected(ev.ps, ev.epoch)
+	case *redis.Subscription:
+		sh.onSubscription(ev)
+	case *redis.Message:
+		sh.onMessage(ev)
+	}
+}
+
+// applyNow applies a message or subscription answer on the reader's
+// goroutine, unless events are queued for run ahead of it (then it
+// reports false and the reader emits it). Messages are delivered from
+// here, not from run, so that a delivery costs no goroutine hand-off.
+func (sh *shard) applyNow(ev any) bool {
+	sh.own.Lock()
+	defer sh.own.Unlock()
+	if sh.stopped {
+		return true // nobody is served any more
+	}
+	if sh.queued.Load() > 0 {
+		return false
+	}
+	sh.apply(ev)
+	return true
 }
 
 func (sh *shard) handleAll() {
@@ -199,16 +246,24 @@ func (sh *shard) connect(ctx context.Context) {
 		if !sh.emit(ctx, connUp{ps, epoch}) {
 			return
 		}
-		err = receive(ctx, ps, func(ev any) bool { return sh.emit(ctx, ev) })
+		err = receive(ctx, ps, func(ev any) bool {
+			if ctx.Err() == nil && sh.applyNow(ev) {
+				return true
+			}
+			return sh.emit(ctx, ev)
+		})
 	}
 	sh.emit(ctx, connDown{err})
 }
 
+// emit hands an event to run.
 func (sh *shard) emit(ctx context.Context, ev any) bool {
+	sh.queued.Add(1)
 	select {
 	case sh.events <- ev:
 		return true
 	case <-ctx.Done():
+		sh.queued.Add(-1)
 		return false
 	}
 }
