@@ -57,6 +57,7 @@ func (c *fakeClient) ID() string           { return c.id }
 func (c *fakeClient) User() string         { return c.user }
 func (c *fakeClient) MayJoin(string) bool  { return true }
 func (c *fakeClient) Deliver(frame []byte) { c.record(frame) }
+func (c *fakeClient) Queue(frame []byte)   { c.record(frame) }
 func (c *fakeClient) Send(_ context.Context, frame []byte) error {
 	c.record(frame)
 	return nil

@@ -19,6 +19,7 @@ type sink struct {
 func (s *sink) ID() string           { return s.id }
 func (s *sink) User() string         { return s.id }
 func (s *sink) Deliver(frame []byte) { s.last = frame }
+func (s *sink) Queue(frame []byte)   { s.last = frame }
 
 // BenchmarkHubDeliver: local fan-out of one broker message to N members.
 // The frame is rendered once per message, whatever N: allocations per

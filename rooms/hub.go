@@ -23,9 +23,21 @@ type Member interface {
 	// User is the connection's user: a held member drops announcements
 	// about its own user (see Drain).
 	User() string
-	// Deliver queues a frame for the connection without blocking.
+	// Deliver sends a frame to the connection without blocking: at once
+	// if its socket takes it, else through its queue.
 	Deliver(frame []byte)
+	// Queue queues a frame for the connection without blocking and
+	// without writing it on the caller's goroutine.
+	Queue(frame []byte)
 }
+
+// directFanout is the most local members a topic may have for its
+// broadcasts to be written by the delivering goroutine (Member.Deliver):
+// a small room's message then costs one system call per member and no
+// goroutine. Larger topics queue (Member.Queue), so that each member's
+// writer does its share in parallel and the topic's lock, which joins
+// and leaves wait for, is held only as long as queueing takes.
+const directFanout = 64
 
 // GapFrame renders the notice telling a topic's members that messages
 // after the id after may be missing (the node's link to the broker broke
@@ -303,15 +315,20 @@ func (h *Hub) Drain(name, memberID, after string) (frames [][]byte, live bool, e
 	return frames, false, nil
 }
 
-// deliver sends a frame to a live member, skipping frames already replayed.
-func (mb *member) deliver(id string, frame []byte) {
+// deliver sends a frame to a live member, skipping frames already
+// replayed; now selects Member.Deliver over Member.Queue.
+func (mb *member) deliver(id string, frame []byte, now bool) {
 	if mb.after != "" && id != "" {
 		if broker.CompareIDs(id, mb.after) <= 0 {
 			return
 		}
 		mb.after = "" // ids only grow from here
 	}
-	mb.m.Deliver(frame)
+	if now {
+		mb.m.Deliver(frame)
+	} else {
+		mb.m.Queue(frame)
+	}
 }
 
 func (h *Hub) lookup(name string) *topic {
@@ -349,6 +366,7 @@ func (h *Hub) Deliver(msg broker.Message) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := len(t.members) <= directFanout
 	for memberID, mb := range t.members {
 		switch {
 		case memberID == msg.Except:
@@ -361,7 +379,7 @@ func (h *Hub) Deliver(msg broker.Message) {
 			// Another connection of the member's own user came or went: its
 			// user is present all along, as far as this member goes.
 		default:
-			mb.deliver(msgID, frame)
+			mb.deliver(msgID, frame, now)
 		}
 	}
 }

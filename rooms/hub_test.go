@@ -63,12 +63,14 @@ func (b *countingBroker) isSubscribed(topic string) bool {
 	return b.subscribed[topic]
 }
 
-// recorder is a member that records the frames delivered to it.
+// recorder is a member that records the frames delivered to it, and
+// how many came through Queue rather than Deliver.
 type recorder struct {
 	id     string
 	user   string // "user-" + id when empty
 	mu     sync.Mutex
 	frames [][]byte
+	queued int
 }
 
 func (m *recorder) ID() string { return m.id }
@@ -81,6 +83,12 @@ func (m *recorder) User() string {
 func (m *recorder) Deliver(f []byte) {
 	m.mu.Lock()
 	m.frames = append(m.frames, f)
+	m.mu.Unlock()
+}
+func (m *recorder) Queue(f []byte) {
+	m.mu.Lock()
+	m.frames = append(m.frames, f)
+	m.queued++
 	m.mu.Unlock()
 }
 func (m *recorder) texts() []string {
@@ -245,6 +253,35 @@ func TestDeliverEncodesOnce(t *testing.T) {
 	}
 	if got := textOf(t, string(ms[0].frames[0])); got != "5-0:hi" {
 		t.Errorf("delivered %s", got)
+	}
+}
+
+// TestLargeTopicsQueue: a topic of up to directFanout local members is
+// written by the delivering goroutine (Deliver); a larger one queues
+// (Queue), so that its members' writers share the work.
+func TestLargeTopicsQueue(t *testing.T) {
+	for _, tc := range []struct {
+		members    int
+		wantQueued bool
+	}{
+		{1, false},
+		{directFanout, false},
+		{directFanout + 1, true},
+	} {
+		r, _ := newHub(1 << 20)
+		var ms []*recorder
+		for i := range tc.members {
+			m := &recorder{id: fmt.Sprint(i)}
+			ms = append(ms, m)
+			_, _ = r.Join(ctx, "room:#r", m, false)
+		}
+		r.Deliver(msg("1-0", "hi"))
+		for _, m := range ms {
+			if len(m.frames) != 1 || (m.queued == 1) != tc.wantQueued {
+				t.Fatalf("%d members: member %s got %d frames, %d queued; want 1, queued %v",
+					tc.members, m.id, len(m.frames), m.queued, tc.wantQueued)
+			}
+		}
 	}
 }
 

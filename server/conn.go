@@ -127,9 +127,17 @@ func (c *client) User() string { return c.user }
 // MayJoin reports whether the ticket allows the room.
 func (c *client) MayJoin(room string) bool { return c.rooms == nil || c.rooms[room] }
 
-// Deliver queues a broadcast frame without waiting. A full queue means the
-// client cannot keep up: it is closed with 1008 rather than slow anyone.
-func (c *client) Deliver(frame []byte) {
+// Deliver sends a broadcast frame without waiting: at once when the
+// socket takes it and nothing is queued (sendQueue.trySend), else through
+// the queue. A full queue means the client cannot keep up: it is closed
+// with 1008 rather than slow anyone.
+func (c *client) Deliver(frame []byte) { c.deliver(frame, true) }
+
+// Queue queues a broadcast frame for the writer without waiting, and
+// without writing on the caller's goroutine (a broadcast to many).
+func (c *client) Queue(frame []byte) { c.deliver(frame, false) }
+
+func (c *client) deliver(frame []byte, now bool) {
 	select {
 	case <-c.closing:
 		return
@@ -138,7 +146,13 @@ func (c *client) Deliver(frame []byte) {
 	if !c.admitted.Load() && c.holdEarly(frame) {
 		return
 	}
-	if !c.queue.tryPush(frame) {
+	ok := false
+	if now {
+		ok = c.queue.trySend(frame)
+	} else {
+		ok = c.queue.tryPush(frame)
+	}
+	if !ok {
 		c.tooSlow()
 	}
 }

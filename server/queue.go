@@ -15,8 +15,8 @@ import (
 // so an idle connection has no writer goroutine. kick starts one without
 // a frame, to carry out a close request.
 //
-// A push that finds the queue empty and no writer running first offers
-// the frame to writeNow, which sends it from the pushing goroutine if the
+// A send (trySend, push) that finds the queue empty and no writer running
+// first offers the frame to writeNow, which sends it from the pushing goroutine if the
 // socket takes it at once: most frames of a connection that keeps up then
 // leave with one system call and no goroutine at all. Only what the
 // socket does not take goes through the queue and a writer, so a slow
@@ -30,7 +30,7 @@ type sendQueue struct {
 	mu      sync.Mutex
 	frames  [][]byte
 	bytes   int
-	writing bool // a writer runs, was started, or a frame is being sent now; cleared only by next and tryPush
+	writing bool // a writer runs, was started, or a frame is being sent now; cleared only by next and sendNow
 	// wanted is set when a writer was asked for (a kick, a queued frame)
 	// while a frame was being sent now: the sender starts one after.
 	wanted bool
@@ -88,9 +88,6 @@ func (q *sendQueue) next(stop <-chan struct{}) (frames [][]byte, closing bool) {
 // size alone.
 func (q *sendQueue) tryPush(frame []byte) bool {
 	q.mu.Lock()
-	if !q.writing && q.writeNow != nil {
-		return q.sendNow(frame) // unlocks mu
-	}
 	if len(q.frames) > 0 && q.bytes+len(frame) > q.maxBytes {
 		q.mu.Unlock()
 		return false
@@ -103,6 +100,17 @@ func (q *sendQueue) tryPush(frame []byte) bool {
 		q.startWriter()
 	}
 	return true
+}
+
+// trySend sends frame at once if no writer runs and the socket takes it
+// (sendNow); else it queues it as tryPush does.
+func (q *sendQueue) trySend(frame []byte) bool {
+	q.mu.Lock()
+	if !q.writing && q.writeNow != nil {
+		return q.sendNow(frame) // unlocks mu
+	}
+	q.mu.Unlock()
+	return q.tryPush(frame)
 }
 
 // sendNow offers frame to writeNow while the writer is idle, and queues
@@ -149,7 +157,7 @@ func (q *sendQueue) pushAll(frames [][]byte) {
 // goroutine may wait in push at a time (the connection's worker, the only
 // caller of Send): space wakes one waiter.
 func (q *sendQueue) push(ctx context.Context, stop <-chan struct{}, frame []byte) error {
-	for !q.tryPush(frame) {
+	for !q.trySend(frame) {
 		select {
 		case <-q.space:
 		case <-stop:
