@@ -11,10 +11,12 @@ import (
 // Sizes of the buffers a WebSocket keeps for its whole life. net/http's
 // are 4 KiB each; an idle socket needs far less. The library's write
 // buffer carries only control frames (data frames are framed and sent by
-// leanConn itself), so 1 KiB always holds a whole one.
+// leanConn itself), and a control frame is at most 127 bytes from a
+// server (RFC 6455 §5.5: a payload of at most 125, unmasked), so each
+// one still leaves in one Write.
 const (
 	leanReadBuffer  = 1024
-	leanWriteBuffer = 1024
+	leanWriteBuffer = 256
 )
 
 // leanHijacker hands the WebSocket library a connection with small
