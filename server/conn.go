@@ -45,11 +45,10 @@ type client struct {
 
 	// reading is the reader's report to the keep-alive (keepalive.go).
 	reading *readMark
-	// Keep-alive state: the context that ends this connection's pings, its
-	// slot on the node's schedule, and whether a ping is in flight.
-	pingCtx       context.Context
+	// Keep-alive state: the connection's slot on the node's schedule, and
+	// when the ping in flight was sent (on reading's clock; 0: none).
 	keepAliveSlot int
-	pinging       atomic.Bool
+	pingSent      atomic.Int64
 
 	// work is held while the client's frame or a server-side task is
 	// processed, so that the two never race: the connection's goroutine

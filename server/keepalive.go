@@ -90,13 +90,15 @@ func (m *readMark) silentFor() (time.Duration, bool) {
 }
 
 // keepAlives pings the node's silent connections on one schedule: one
-// goroutine, owned by Serve, visits each connection visitsPerPing times
-// per pingAfter (one of keepAliveSlots slots per tick), so an idle socket
-// has no keep-alive goroutine or timer of its own. A visit pings a
-// connection silent for at least pingAfter less one visit period, so the
-// ping leaves by pingAfter. A connection that needs a ping gets one
-// short-lived goroutine for it, which ends when the pong comes, the wait
-// runs out, or the connection ends.
+// goroutine, owned by Serve, visits each connection once per pongWait
+// (one of keepAliveSlots slots per tick), so an idle socket has no
+// keep-alive goroutine or timer of its own, and a ping costs no goroutine
+// either. A visit first settles the connection's ping in flight, if any:
+// answered (a pong, or a frame read since), it is forgotten; unanswered
+// for pongWait, the connection is dropped. Then it pings a connection
+// silent for at least pingAfter less pongWait, so the ping leaves by
+// pingAfter and a dead peer is dropped by pingAfter + pongWait =
+// WS_TIMEOUT.
 type keepAlives struct {
 	pingAfter, pongWait time.Duration
 	pings               prometheus.Counter // pings sent
@@ -106,12 +108,8 @@ type keepAlives struct {
 	next  int // the slot the next connection goes to
 }
 
-// keepAliveSlots is how many ticks one round of visits is spread over;
-// visitsPerPing is how many rounds fit in pingAfter.
-const (
-	keepAliveSlots = 16
-	visitsPerPing  = 4
-)
+// keepAliveSlots is how many ticks one round of visits is spread over.
+const keepAliveSlots = 16
 
 func newKeepAlives(wsTimeout time.Duration, pings prometheus.Counter) *keepAlives {
 	k := &keepAlives{pings: pings}
@@ -122,12 +120,16 @@ func newKeepAlives(wsTimeout time.Duration, pings prometheus.Counter) *keepAlive
 	return k
 }
 
-// add puts a connection on the schedule; ctx ends its pings (the
-// connection's context, cancelled when it ends).
-func (k *keepAlives) add(c *client, ctx context.Context) {
+// tick is the schedule's period: a round of keepAliveSlots ticks visits
+// every connection once per pongWait.
+func (k *keepAlives) tick() time.Duration {
+	return max(k.pongWait/keepAliveSlots, time.Millisecond)
+}
+
+// add puts a connection on the schedule.
+func (k *keepAlives) add(c *client) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	c.pingCtx = ctx
 	c.keepAliveSlot = k.next
 	k.slots[k.next][c] = struct{}{}
 	k.next = (k.next + 1) % keepAliveSlots
@@ -142,9 +144,9 @@ func (k *keepAlives) remove(c *client) {
 
 // run visits one slot per tick until ctx ends.
 func (k *keepAlives) run(ctx context.Context) {
-	round := k.pingAfter / visitsPerPing
-	t := time.NewTicker(max(round/keepAliveSlots, time.Millisecond))
+	t := time.NewTicker(k.tick())
 	defer t.Stop()
+	var due []*client
 	for slot := 0; ; slot = (slot + 1) % keepAliveSlots {
 		select {
 		case <-ctx.Done():
@@ -152,48 +154,88 @@ func (k *keepAlives) run(ctx context.Context) {
 		case <-t.C:
 		}
 		k.mu.Lock()
-		due := make([]*client, 0, len(k.slots[slot]))
+		due = due[:0]
 		for c := range k.slots[slot] {
 			due = append(due, c)
 		}
 		k.mu.Unlock()
 		for _, c := range due {
-			if c.needsPing(k.pingAfter - round) {
-				k.pings.Inc()
-				go c.ping(k.pongWait)
-			}
+			k.visit(c)
+		}
+		clear(due) // no connection is kept alive by the schedule
+	}
+}
+
+// visit settles a connection's ping in flight and pings it if it has been
+// silent long enough (see keepAlives).
+func (k *keepAlives) visit(c *client) {
+	if c.isClosing() {
+		return
+	}
+	if sent := c.pingSent.Load(); sent != 0 {
+		if !c.reading.unanswered(sent) {
+			c.pingSent.Store(0)
+		} else if waited := time.Duration(c.reading.now() - sent); waited >= k.pongWait-k.tick() {
+			// One tick of slack: the visit a round later may come a little
+			// early by the ticker's clock.
+			c.logger().Info("dropping unresponsive connection", "waited", waited.Round(time.Millisecond))
+			c.close(closeFor(causePingTimeout))
+			return
+		} else {
+			return
 		}
 	}
+	if quiet, reading := c.reading.silentFor(); !reading || quiet < k.pingAfter-k.pongWait {
+		return
+	}
+	if c.sendPing() {
+		k.pings.Inc()
+	}
 }
 
-// needsPing reports whether the connection should be pinged now: it is
-// not closing, has no ping in flight, its reader is in Read (so that the
-// pong can be read), and its peer has been silent for at least silence.
-func (c *client) needsPing(silence time.Duration) bool {
-	if c.isClosing() {
+// unanswered reports whether a ping sent at sent (on the connection's
+// clock) still proves nothing: no pong came since, and the reader has sat
+// in Read since before it (see readMark). A reader out of Read could not
+// have read the pong, and one that came back read a frame.
+func (m *readMark) unanswered(sent int64) bool {
+	if m.pong.Load() >= sent {
 		return false
 	}
-	if quiet, reading := c.reading.silentFor(); !reading || quiet < silence {
-		return false
-	}
-	return c.pinging.CompareAndSwap(false, true)
+	since := m.readingSince()
+	return since != notReading && since <= sent
 }
 
-// ping pings the peer once and closes the connection if no pong comes
-// back within wait while the reader sat in Read all along (see
-// readMark). It is the connection's keep-alive for one round.
-func (c *client) ping(wait time.Duration) {
-	defer c.pinging.Store(false)
+// pingFrame is a ping with no payload (RFC 6455 §5.5.2), as a server
+// sends it.
+var pingFrame = []byte{0x80 | 0x9, 0}
+
+// sendPing pings the peer without blocking and records when; it reports
+// false when the ping could not leave now (a write is in progress or the
+// socket is full: the next visit tries again). The pong is noted by
+// readMark.heard, and a later visit settles the ping.
+func (c *client) sendPing() bool {
 	sent := c.reading.now()
-	ctx, cancel := context.WithTimeout(c.pingCtx, wait)
-	err := c.ws.Ping(ctx)
-	cancel()
-	if err == nil || c.pingCtx.Err() != nil || c.isClosing() {
-		return // answered, or the connection is ending anyway
+	if !c.queue.sendControl(c.writePing) {
+		return false
 	}
-	if since := c.reading.readingSince(); since == notReading || since > sent {
-		return // the reader could not read the pong, or read a frame
+	c.pingSent.Store(sent)
+	return true
+}
+
+// writePing is sendPing's write (sendQueue.sendControl). On a socket
+// without a descriptor, which cannot be written without blocking, the
+// ping is written by a goroutine of its own; a write that never ends is
+// ended by the drop that follows its unanswered ping.
+func (c *client) writePing() trySend {
+	if !c.conn.canTry() {
+		go func() { _, _ = c.conn.Write(pingFrame) }()
+		return trySent
 	}
-	c.logger().Info("dropping unresponsive connection", "err", err)
-	c.close(closeFor(causePingTimeout))
+	res, err := c.conn.trySend(pingFrame)
+	if err != nil {
+		c.logger().Debug("ping failed", "err", err)
+		c.close(closeFor(causeWriteError))
+		return tryRefused
+	}
+	return res
 }

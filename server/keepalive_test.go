@@ -44,3 +44,27 @@ func TestReadMarkSilence(t *testing.T) {
 		t.Fatal("a reader out of Read counts as reading")
 	}
 }
+
+// TestUnanswered: a ping is settled by a pong after it, or by the reader
+// having left Read since before it; it proves nothing yet otherwise.
+func TestUnanswered(t *testing.T) {
+	const sent = int64(time.Hour)
+	for _, tc := range []struct {
+		name        string
+		since, pong int64
+		want        bool
+	}{
+		{"in Read since before the ping, no pong", sent - 1, 0, true},
+		{"in Read since before the ping, an older pong", sent - 1, sent - 2, true},
+		{"a pong after the ping", sent - 1, sent + 1, false},
+		{"out of Read now", notReading, 0, false},
+		{"back in Read after the ping: a frame was read", sent + 1, 0, false},
+	} {
+		m := &readMark{start: time.Now().Add(-2 * time.Hour)}
+		m.since.Store(tc.since)
+		m.pong.Store(tc.pong)
+		if got := m.unanswered(sent); got != tc.want {
+			t.Errorf("%s: unanswered = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -145,11 +145,25 @@ const (
 	tryPartial
 )
 
-// tryWrite sends payload as a text frame if it can without blocking: only
-// when nothing else is being written or pending, and only what the
-// socket's buffer takes at once. An error is the socket's (the peer is
-// gone); nothing is pending then.
+// tryWrite sends payload as a text frame if it can without blocking (see
+// trySend).
 func (c *leanConn) tryWrite(payload []byte) (trySend, error) {
+	b := batches.Get().(*[]byte)
+	defer recycle(b)
+	*b = appendTextFrame(*b, payload)
+	return c.trySend(*b)
+}
+
+// canTry reports whether the socket can be written without blocking: it
+// has a descriptor.
+func (c *leanConn) canTry() bool { return c.raw != nil }
+
+// trySend sends a whole frame if it can without blocking: only when
+// nothing else is being written or pending, and only what the socket's
+// buffer takes at once; the rest of a frame sent in part is kept
+// (pending). An error is the socket's (the peer is gone); nothing is
+// pending then.
+func (c *leanConn) trySend(frame []byte) (trySend, error) {
 	if c.raw == nil || !c.mu.TryLock() {
 		return tryRefused, nil
 	}
@@ -157,19 +171,16 @@ func (c *leanConn) tryWrite(payload []byte) (trySend, error) {
 	if len(c.pending) > 0 {
 		return tryRefused, nil
 	}
-	b := batches.Get().(*[]byte)
-	defer recycle(b)
-	*b = appendTextFrame(*b, payload)
-	n, err := writeNonBlocking(c.raw, *b)
+	n, err := writeNonBlocking(c.raw, frame)
 	switch {
 	case err != nil:
 		return trySent, err
-	case n == len(*b):
+	case n == len(frame):
 		return trySent, nil
 	case n == 0:
 		return tryRefused, nil
 	}
-	c.pending = append([]byte(nil), (*b)[n:]...)
+	c.pending = append([]byte(nil), frame[n:]...)
 	return tryPartial, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // leanPair accepts one WebSocket through leanHijacker and returns the
@@ -154,4 +157,29 @@ func TestTryWriteNeverBlocks(t *testing.T) {
 		t.Fatalf("writeFrames: %v", err)
 	}
 	t.Logf("%d frames sent without blocking, the last in part", len(want))
+}
+
+// TestPingWithoutDescriptor: a socket that cannot be written without
+// blocking (no descriptor) is still pinged, by a goroutine of its own,
+// and the ping is recorded as in flight.
+func TestPingWithoutDescriptor(t *testing.T) {
+	server, peer := net.Pipe()
+	t.Cleanup(func() { _ = server.Close(); _ = peer.Close() })
+	c := newClient("c", nil, newReadMark(), nil, 1<<20, time.Second,
+		prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"}), slog.New(slog.DiscardHandler))
+	c.conn = &leanConn{Conn: server}
+	if c.conn.canTry() {
+		t.Fatal("a pipe has no descriptor")
+	}
+	if !c.sendPing() {
+		t.Fatal("ping not sent")
+	}
+	if c.pingSent.Load() == 0 {
+		t.Error("ping not recorded as in flight")
+	}
+	got := make([]byte, len(pingFrame))
+	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, pingFrame) {
+		t.Fatalf("peer read %x (%v), want a ping frame %x", got, err, pingFrame)
+	}
 }

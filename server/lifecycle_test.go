@@ -139,9 +139,10 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("node holds %d connections after %s, want the reading client's 1", got, 3*wsTimeout)
 	}
 	// A pong is a sign of life: the silent but present client is pinged
-	// about once per second (WS_TIMEOUT less the 1 s pong wait), not at
-	// every visit of the schedule (four per second). Over the whole test
-	// (≈ 4 × WS_TIMEOUT) that is 8 or so, plus the mute client's one.
+	// about once per second (WS_TIMEOUT less the 1 s pong wait), once its
+	// last ping is answered, not again while one is in flight. Over the
+	// whole test (≈ 4 × WS_TIMEOUT) that is 8 or so, plus the mute
+	// client's one.
 	status, body := n.Do(t, http.MethodGet, "/metrics", "", nil)
 	if status != http.StatusOK {
 		t.Fatalf("GET /metrics = %d", status)

@@ -127,15 +127,39 @@ func (q *sendQueue) sendNow(frame []byte) bool {
 		q.frames = append([][]byte{frame}, q.frames...)
 		q.bytes += len(frame)
 	}
-	if res == trySent && len(q.frames) == 0 && !q.wanted {
+	q.settle(res != tryPartial)
+	return true
+}
+
+// sendControl has send write a frame the queue does not hold (a ping) at
+// once, if no writer runs; it reports whether the frame left (in whole,
+// or in part with the rest left to a writer).
+func (q *sendQueue) sendControl(send func() trySend) bool {
+	q.mu.Lock()
+	if q.writing {
+		q.mu.Unlock()
+		return false
+	}
+	q.writing = true
+	q.mu.Unlock()
+	res := send()
+	q.mu.Lock()
+	q.settle(res != tryPartial)
+	return res != tryRefused
+}
+
+// settle ends a send made with writing set: the writer stays idle if
+// nothing is left pending (done) and nothing was queued or asked for
+// meanwhile; else a writer starts. Called with mu held; it unlocks mu.
+func (q *sendQueue) settle(done bool) {
+	if done && len(q.frames) == 0 && !q.wanted {
 		q.writing = false
 		q.mu.Unlock()
-		return true
+		return
 	}
 	q.wanted = false
 	q.mu.Unlock()
 	q.startWriter()
-	return true
 }
 
 // pushAll queues frames whatever the bound; the caller bounds them (the

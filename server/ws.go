@@ -98,11 +98,11 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, c
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 
 	// ctx is the connection's: cancelled when it ends, abandoning a task's
-	// broker operation in progress, and ending the keep-alive's pings.
+	// broker operation in progress.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cl.ctx = ctx
-	s.keepAlives.add(cl, ctx)
+	s.keepAlives.add(cl)
 	defer s.keepAlives.remove(cl)
 
 	joins, err := s.authenticateAndAdmit(ctx, cl, cr)
