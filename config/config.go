@@ -148,7 +148,7 @@ var Settings = []Setting{
 		apply: func(c *Config, v string) error { return intIn(&c.NodePublishBytes, v, 0, 1<<40) }},
 	{Env: "SEND_QUEUE_BYTES", Flag: "send-queue-bytes", Default: "1048576", Help: "bytes of frames queued for one connection before it is closed as too slow (1008)",
 		apply: func(c *Config, v string) error { return intIn(&c.SendQueueBytes, v, 1024, 1<<30) }},
-	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "60s", Help: "a connection silent this long (no frame, no pong) is dropped; it is pinged when the pong wait is left (half of it, at most 10 s)",
+	{Env: "WS_TIMEOUT", Flag: "ws-timeout", Default: "60s", Help: "a connection silent this long (no frame, no pong) is dropped; it is pinged one to two pong waits before (a pong wait is half of it, at most 10 s)",
 		apply: func(c *Config, v string) error {
 			return durationIn(&c.WSTimeout, v, 100*time.Millisecond, 24*time.Hour)
 		}},

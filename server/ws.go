@@ -64,14 +64,15 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // connection's reader and worker: it reads the client's frames and
 // processes each before reading the next, so an idle connection is this
 // one goroutine parked in Read. Others serve the connection on demand:
-//   - the writer (writeLoop, writer.go) writes the queued frames and carries
-//     out the close; the send queue starts it when there is something to
-//     write, and serveConn waits for it to finish the close;
+//   - frames are sent by whoever produced them when the socket takes them
+//     at once (sendQueue.trySend); the writer (writeLoop, writer.go) writes
+//     the rest and carries out the close; the send queue starts it when
+//     there is something left to write, and serveConn waits for it to
+//     finish the close;
 //   - server-side tasks (client.run) run on a goroutine started when one is
 //     queued, never at the same time as a frame (client.work);
-//   - the keep-alive (keepAlives, keepalive.go) pings the peer when it is
-//     silent, on a short-lived goroutine that ends with the connection's
-//     context.
+//   - the node's keep-alive schedule (keepAlives, keepalive.go) pings the
+//     peer when it is silent, and drops it when a ping goes unanswered.
 //
 // While a frame is processed nothing reads the socket: a client that
 // sends faster than it is served waits in TCP, and time the server spent
