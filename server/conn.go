@@ -227,7 +227,10 @@ func (c *client) close(req closeRequest) {
 		c.closeReq = req
 		switch req.cause.ending() {
 		case endAbrupt:
-			c.abortWrites()
+			// On a goroutine of its own: the library's CloseNow waits for
+			// the reader to leave Read, and close may be called from a
+			// broadcast or the keep-alive schedule, which never wait.
+			go c.abortWrites()
 		case endDrop:
 			// The queue's memory is released now; the frame being written
 			// (if any) is finished within the grace, then the close frame

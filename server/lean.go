@@ -107,6 +107,13 @@ func (c *leanConn) flushLocked() error {
 	return err
 }
 
+// hasPending reports whether part of a frame waits to be sent.
+func (c *leanConn) hasPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > 0
+}
+
 // flush sends what is pending, blocking.
 func (c *leanConn) flush() error {
 	c.mu.Lock()

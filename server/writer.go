@@ -45,7 +45,7 @@ func (c *client) writeLoop() {
 // flushPending sends the rest of a frame that was sent in part without
 // blocking, within WRITE_TIMEOUT.
 func (c *client) flushPending() error {
-	if c.conn == nil {
+	if c.conn == nil || !c.conn.hasPending() {
 		return nil
 	}
 	c.watchdog.Reset(c.writeT)
