@@ -298,6 +298,10 @@ func printMachine(w io.Writer, m machine) {
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s, load average %s before the run, open-file limit %d%s\n",
 		m.CPUs, m.CPUModel, m.GoVersion, m.LoadAvg, m.FDLimit, redisNote)
 	fmt.Fprintf(w, "CPU is user + system from /proc (nodes, relay) and INFO (Redis); noise is every other process of the machine over the same window\n")
+	if v := os.Getenv("GODEBUG"); v != "" {
+		// Runtime settings change what is measured; both targets inherit them.
+		fmt.Fprintf(w, "GODEBUG=%s (the nodes and the relay inherit it)\n", v)
+	}
 }
 
 // prepare builds (or finds) the node binary and starts (or connects to)
