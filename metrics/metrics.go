@@ -28,6 +28,9 @@ type Metrics struct {
 	FramesIn *prometheus.CounterVec
 	// FramesOut counts frames written to clients.
 	FramesOut prometheus.Counter
+	// FramesAtOnce counts the frames of FramesOut sent by whoever produced
+	// them, without waiting in the connection's queue for its writer.
+	FramesAtOnce prometheus.Counter
 	// Pings counts keep-alive pings sent to silent connections.
 	Pings prometheus.Counter
 	// Errors counts Error replies by code.
@@ -58,6 +61,9 @@ func New(subscriptions func() int) *Metrics {
 		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_frames_sent_total", Help: "Frames written to clients.",
 		}),
+		FramesAtOnce: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_frames_sent_at_once_total", Help: "Frames written to clients at once by whoever produced them, without the connection's queue and writer (a part of frames_sent).",
+		}),
 		Pings: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_keepalive_pings_total", Help: "Keep-alive pings sent to silent connections.",
 		}),
@@ -75,6 +81,7 @@ func New(subscriptions func() int) *Metrics {
 	f(m.Closed)
 	f(m.FramesIn)
 	f(m.FramesOut)
+	f(m.FramesAtOnce)
 	f(m.Pings)
 	f(m.Errors)
 	f(m.BrokerSeconds)

@@ -34,7 +34,7 @@ type client struct {
 	log    atomic.Pointer[slog.Logger] // replaced once the user is known
 	queue  *sendQueue
 	writeT time.Duration
-	sent   prometheus.Counter // frames written
+	count  frameCounters
 
 	// Broadcasts that arrive while the connection is being subscribed wait
 	// in early, so that the greeting is the first frame after admission.
@@ -95,14 +95,20 @@ type client struct {
 	stuckTimer *time.Timer // set by close, stopped by the writer
 }
 
-func newClient(id string, ws *websocket.Conn, mark *readMark, lim *limiter, queueBytes int, writeTimeout time.Duration, sent prometheus.Counter, log *slog.Logger) *client {
+// frameCounters are the node's counters of frames written: all of them,
+// and those sent at once (sendQueue.sendNow).
+type frameCounters struct {
+	sent, atOnce prometheus.Counter
+}
+
+func newClient(id string, ws *websocket.Conn, mark *readMark, lim *limiter, queueBytes int, writeTimeout time.Duration, count frameCounters, log *slog.Logger) *client {
 	c := &client{
 		id:     id,
 		limits: lim,
 		ws:     ws,
 
 		writeT:  writeTimeout,
-		sent:    sent,
+		count:   count,
 		reading: mark,
 		closing: make(chan struct{}),
 		written: make(chan struct{}),
@@ -170,7 +176,8 @@ func (c *client) writeNow(frame []byte) trySend {
 		return trySent // the frame is gone with the connection
 	}
 	if res != tryRefused {
-		c.sent.Inc()
+		c.count.sent.Inc()
+		c.count.atOnce.Inc()
 	}
 	return res
 }

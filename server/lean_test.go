@@ -165,8 +165,10 @@ func TestTryWriteNeverBlocks(t *testing.T) {
 func TestPingWithoutDescriptor(t *testing.T) {
 	server, peer := net.Pipe()
 	t.Cleanup(func() { _ = server.Close(); _ = peer.Close() })
-	c := newClient("c", nil, newReadMark(), nil, 1<<20, time.Second,
-		prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"}), slog.New(slog.DiscardHandler))
+	c := newClient("c", nil, newReadMark(), nil, 1<<20, time.Second, frameCounters{
+		sent:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"}),
+		atOnce: prometheus.NewCounter(prometheus.CounterOpts{Name: "at_once"}),
+	}, slog.New(slog.DiscardHandler))
 	c.conn = &leanConn{Conn: server}
 	if c.conn.canTry() {
 		t.Fatal("a pipe has no descriptor")

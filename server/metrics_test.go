@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,45 @@ func TestMetricsNeedTheAPIKeyWhenSet(t *testing.T) {
 	}
 	if status, _ := n.Do(t, http.MethodGet, "/metrics", "", http.Header{"Authorization": {"Bearer k"}}); status != http.StatusOK {
 		t.Errorf("GET /metrics with key = %d, want 200", status)
+	}
+}
+
+// metricValue reads one unlabelled metric from a /metrics body.
+func metricValue(t *testing.T, body, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metrics lack %s", name)
+	return 0
+}
+
+// TestFramesAreSentAtOnce: a client that reads gets its frames written by
+// whoever produced them (the broadcast, the reply), not by a writer
+// goroutine, and the metrics say so. Some may still go through the
+// writer (one that is just ending, say), so the test asks for most, not
+// all.
+func TestFramesAreSentAtOnce(t *testing.T) {
+	n := startNode(t, nil)
+	a := wstest.Open(t, n.WS())
+	const rounds = 10
+	for i := range rounds {
+		chatRoundTrip(t, a, fmt.Sprint("round ", i))
+	}
+	status, body := n.Do(t, http.MethodGet, "/metrics", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", status)
+	}
+	sent := metricValue(t, body, "switchboard_frames_sent_total")
+	atOnce := metricValue(t, body, "switchboard_frames_sent_at_once_total")
+	t.Logf("%v of %v frames sent at once", atOnce, sent)
+	if atOnce < rounds/2 || atOnce > sent {
+		t.Errorf("%v of %v frames sent at once, want at least %d of the %d chat messages", atOnce, sent, rounds/2, rounds)
 	}
 }

@@ -77,7 +77,7 @@ func (c *client) writeFrames(frames [][]byte) error {
 	if err := c.conn.writeFrames(frames); err != nil {
 		return err
 	}
-	c.sent.Add(float64(len(frames)))
+	c.count.sent.Add(float64(len(frames)))
 	return nil
 }
 

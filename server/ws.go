@@ -85,7 +85,8 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 // one: Read fails when the peer goes, and serveConn requests one when it
 // is done.
 func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, cr credentials, lim *limiter) {
-	cl := newClient(uuid.NewString(), ws, mark, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout, s.metrics.FramesOut, s.log)
+	cl := newClient(uuid.NewString(), ws, mark, lim, s.cfg.SendQueueBytes, s.cfg.WriteTimeout,
+		frameCounters{sent: s.metrics.FramesOut, atOnce: s.metrics.FramesAtOnce}, s.log)
 	cl.conn = conn
 	lim.onAbuse = func() {
 		cl.logger().Info("closing connection flooding with pings")
