@@ -101,6 +101,7 @@ func loadFigures(r result) []figure {
 		nanOK(compared("nodes CPU (cores)", share(r.NodeCPU, r.Window), showCores)),
 		onlyIf(r.HaveRedis, nanOK(compared("Redis CPU (cores)", share(r.RedisCPU, r.Window), showCores))),
 		nanOK(compared("node RSS per connection", kibPer(r.RSSBefore, r.RSSAfter, r.Joined), showKiB)),
+		onlyIf(r.FramesOut > 0, fact("frames sent at once, without a writer", 100*r.FramesNow/r.FramesOut, showPct)),
 		fact("refused attempts (1013/503)", float64(r.RefusalN), showCount),
 		fact("clients never joined", float64(r.SetupFailN), showCount),
 		fact("unexpected disconnects", float64(r.DisconnectN), showCount),

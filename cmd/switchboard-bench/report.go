@@ -83,6 +83,7 @@ func rows() []row {
 		perSec("published msg/s", func(r result) float64 { return float64(r.Tally.Published) }),
 		perSec("delivered msg/s (client deliveries)", func(r result) float64 { return float64(r.Tally.Delivered) }),
 		perSec("frames written by nodes /s", func(r result) float64 { return r.FramesOut }),
+		perSec("  of which sent at once, without a writer /s", func(r result) float64 { return r.FramesNow }),
 		{label: "deliveries expected", text: func(r result) string { return count(r.Tally.Expected) }},
 		{label: "deliveries received", text: func(r result) string { return count(r.Tally.Delivered) }},
 		{label: "lost (messages affected)", text: func(r result) string {

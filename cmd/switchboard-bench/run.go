@@ -67,6 +67,7 @@ type result struct {
 	RedisMemEnd    int64         // bytes, after the run
 
 	FramesOut   float64       // frames the nodes wrote during Window
+	FramesNow   float64       // of FramesOut, those sent at once, without a writer
 	PublishMean time.Duration // server-side SendMessage broker publish, mean over Window
 	Closed      map[string]float64
 	ServerErrs  map[string]float64
@@ -217,6 +218,7 @@ func (r *runner) load(ctx context.Context) error {
 		res.OtherCPU = max(res.OtherCPU-res.RedisCPU, 0)
 	}
 	res.FramesOut = after.metrics["switchboard_frames_sent_total"] - before.metrics["switchboard_frames_sent_total"]
+	res.FramesNow = after.metrics["switchboard_frames_sent_at_once_total"] - before.metrics["switchboard_frames_sent_at_once_total"]
 	res.PublishMean = meanOp(before.metrics, after.metrics, "publish_history")
 
 	res.Tally = f.tally()
