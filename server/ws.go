@@ -127,7 +127,6 @@ func (s *Server) serveConn(ws *websocket.Conn, conn *leanConn, mark *readMark, c
 		})
 	})
 	if admitted {
-		s.node.Opened(ctx, conndir.Record{ID: cl.id, User: cl.user})
 		cl.work.Lock()
 		for _, room := range joins {
 			if !cl.isClosing() {
@@ -328,9 +327,10 @@ func changesRooms(env protocol.Envelope) bool {
 		(env.Message.Type == protocol.TypeJoinRoom || env.Message.Type == protocol.TypeLeaveRoom)
 }
 
-// admit gives the connection its identity, subscribes it to its channels
-// and tells the client who it is with session/Authenticated (in open mode
-// too): from that frame on, the client receives every broadcast. It fails
+// admit gives the connection its identity, subscribes it to its channels,
+// records it in the connection directory and tells the client who it is
+// with session/Authenticated (in open mode too): from that frame on, the
+// client receives every broadcast. It fails
 // with a *refusal when the connection cannot be subscribed.
 func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, remote string) error {
 	cl.user = ident.User
@@ -348,6 +348,10 @@ func (s *Server) admit(ctx context.Context, cl *client, ident auth.Identity, rem
 		cl.logger().Warn("cannot subscribe new connection", "err", err)
 		return &refusal{req: closeFor(causeUnavailable), err: err}
 	}
+	// Recorded in the directory before the client learns it is admitted:
+	// once it has its Authenticated frame, a crash of this node gets its
+	// DELETE sent by a survivor.
+	s.node.Opened(ctx, conndir.Record{ID: cl.id, User: cl.user})
 	cl.logger().Info("connected", "remote", remote)
 	cl.greet(protocol.Encode(protocol.ChannelSession, protocol.TypeAuthenticated,
 		protocol.Authenticated{User: cl.user, Connection: cl.id}))
