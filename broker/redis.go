@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/rawsock"
 )
 
 // RedisOptions configures the Redis broker.
@@ -76,10 +79,12 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		}
 		tune(&o.MinRetryBackoff, &o.MaxRetryBackoff, &o.DialTimeout)
 		o.ContextTimeoutEnabled = true
+		o.Dialer = rawDialer(redis.NewDialer(o))
 		r.client = redis.NewClient(o)
 	case len(opts.ClusterAddrs) > 0:
 		o := &redis.ClusterOptions{Addrs: opts.ClusterAddrs, ContextTimeoutEnabled: true}
 		tune(&o.MinRetryBackoff, &o.MaxRetryBackoff, &o.DialTimeout)
+		o.Dialer = rawDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
 		r.cluster = redis.NewClusterClient(o)
 		r.client = r.cluster
 	default:
@@ -97,6 +102,22 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 // operation's OP_TIMEOUT deadline instead of its own 3 s read timeout.)
 func tune(minBackoff, maxBackoff, dial *time.Duration) {
 	*minBackoff, *maxBackoff, *dial = 50*time.Millisecond, 500*time.Millisecond, 2*time.Second
+}
+
+// rawDialer wraps go-redis's own dialer so that its plain TCP connections
+// are read and written through rawsock: a node idle between messages does
+// not wake the Go runtime's monitor thread for each reply and each pub/sub
+// message (see rawsock). A TLS connection is left as it is. go-redis still
+// peeks at each pooled connection before use, so connections Redis closed
+// while they sat in the pool (a restart) are replaced, not failed on.
+func rawDialer(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawsock.Wrap(conn), nil
+	}
 }
 
 // pubsubDeps gives the subscription set what it needs of the broker.

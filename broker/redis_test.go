@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -148,6 +149,48 @@ func TestRedisRestart(t *testing.T) {
 	}
 	if got := na.next(t); string(got.Data) != "back" {
 		t.Errorf("after restart delivered %q", got.Data)
+	}
+}
+
+// TestPublishRightAfterRestart: connections a node's pool kept from
+// before a Redis restart are found closed and replaced; the first publishes
+// after Redis is back succeed, none fails on a stale connection.
+func TestPublishRightAfterRestart(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	a, na := newRedisNode(t, srv.URL(), nil, "r:", testOpts)
+	b, _ := newRedisNode(t, srv.URL(), nil, "r:", testOpts)
+	if err := a.Subscribe(ctx, "room:#x"); err != nil {
+		t.Fatal(err)
+	}
+	// Leave several idle connections in b's pool.
+	client := b.client.(*redis.Client)
+	var held []*redis.Conn
+	for range 6 {
+		c := client.Conn()
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	for _, c := range held {
+		_ = c.Close()
+	}
+	if idle := client.PoolStats().IdleConns; idle < 6 {
+		t.Fatalf("pool holds %d idle connections, want 6", idle)
+	}
+
+	srv.Stop(t)
+	srv.Restart(t)
+	waitFor(t, func() bool { return a.Ready(ctx) == nil })
+	for i := range 6 {
+		data := fmt.Sprintf("back %d", i)
+		if _, err := b.Publish(ctx, Message{Topic: "room:#x", Data: []byte(data)}, true); err != nil {
+			t.Fatalf("publish %d after restart: %v", i, err)
+		}
+		if got := na.next(t); string(got.Data) != data {
+			t.Fatalf("after restart delivered %q, want %q", got.Data, data)
+		}
 	}
 }
 

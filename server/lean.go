@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+
+	"github.com/switchboard/switchboard/internal/rawsock"
 )
 
 // Sizes of the buffers a WebSocket keeps for its whole life. net/http's
@@ -40,7 +42,7 @@ func (h *leanHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	ahead, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	lc := &leanConn{Conn: conn, ahead: append([]byte(nil), ahead...), raw: rawConnOf(conn)}
+	lc := &leanConn{Conn: conn, ahead: append([]byte(nil), ahead...), raw: rawsock.Of(conn)}
 	h.conn = lc
 	return lc, bufio.NewReadWriter(bufio.NewReaderSize(lc, leanReadBuffer), bufio.NewWriterSize(lc, leanWriteBuffer)), nil
 }
@@ -83,6 +85,9 @@ func (c *leanConn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
+	if c.raw != nil {
+		return rawsock.Read(c.raw, p)
+	}
 	return c.Conn.Read(p)
 }
 
@@ -94,6 +99,14 @@ func (c *leanConn) Write(p []byte) (int, error) {
 	if err := c.flushLocked(); err != nil {
 		return 0, err
 	}
+	return c.write(p)
+}
+
+// write sends p, blocking. Caller holds mu.
+func (c *leanConn) write(p []byte) (int, error) {
+	if c.raw != nil {
+		return rawsock.Write(c.raw, p)
+	}
 	return c.Conn.Write(p)
 }
 
@@ -102,7 +115,7 @@ func (c *leanConn) flushLocked() error {
 	if len(c.pending) == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(c.pending)
+	_, err := c.write(c.pending)
 	c.pending = nil
 	return err
 }
@@ -134,7 +147,7 @@ func (c *leanConn) writeFrames(payloads [][]byte) error {
 	if err := c.flushLocked(); err != nil {
 		return err
 	}
-	_, err := c.Conn.Write(*b)
+	_, err := c.write(*b)
 	return err
 }
 
@@ -178,7 +191,7 @@ func (c *leanConn) trySend(frame []byte) (trySend, error) {
 	if len(c.pending) > 0 {
 		return tryRefused, nil
 	}
-	n, err := writeNonBlocking(c.raw, frame)
+	n, err := rawsock.WriteNonBlocking(c.raw, frame)
 	switch {
 	case err != nil:
 		return trySent, err
@@ -189,18 +202,4 @@ func (c *leanConn) trySend(frame []byte) (trySend, error) {
 	}
 	c.pending = append([]byte(nil), frame[n:]...)
 	return tryPartial, nil
-}
-
-// rawConnOf returns conn's descriptor access, or nil when it has none
-// (a TLS connection, a pipe in a test).
-func rawConnOf(conn net.Conn) syscall.RawConn {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return raw
 }

@@ -1,0 +1,29 @@
+package rawsock
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// read is read(2) without the scheduler's blocking-call bookkeeping: on a
+// non-blocking socket it returns at once.
+func read(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}
+
+// write is write(2) without the scheduler's blocking-call bookkeeping: on
+// a non-blocking socket it returns at once.
+func write(fd uintptr, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}

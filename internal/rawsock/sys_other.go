@@ -1,0 +1,23 @@
+//go:build unix && !linux
+
+package rawsock
+
+import "syscall"
+
+// read is read(2), made the usual way.
+func read(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Read(int(fd), p)) }
+
+// write is write(2), made the usual way.
+func write(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Write(int(fd), p)) }
+
+// errnoOf splits a system call's result the way the raw calls return it.
+func errnoOf(n int, err error) (int, syscall.Errno) {
+	if err != nil {
+		errno, ok := err.(syscall.Errno)
+		if !ok {
+			errno = syscall.EIO
+		}
+		return 0, errno
+	}
+	return n, 0
+}
