@@ -11,6 +11,13 @@
 // readiness through the descriptor's poller as net.Conn does, so deadlines
 // and Close behave the same.
 //
+// What that gives up: sysmon, left asleep through a busy spell made only
+// of these calls, also does not preempt a goroutine that computes for
+// long without any system call until the process's next timer is due
+// (the server has timers every second or so: keep-alive, deadlines) or a
+// garbage collection starts. Calls that can block (files, DNS) still go
+// the usual way and wake it.
+//
 // On Linux the calls are raw; on other Unix systems they are the usual
 // ones; elsewhere a socket is left as it is (Of reports no descriptor).
 package rawsock
