@@ -1,5 +1,6 @@
 # Switchboard: `make run` starts one node on the embedded broker; `make test`
-# installs what the tests need and runs every test with the race detector.
+# installs what the tests need and runs every test with the race detector
+# (and the socket-level packages once more without it).
 GO ?= go
 PKGS := ./...
 
@@ -11,9 +12,13 @@ run:
 build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
 
-## test: lint, vet, then every test (real redis-server, real clients) under -race.
+## test: lint, vet, then every test (real redis-server, real clients) under
+## -race; then, without it, the packages whose sockets go through
+## internal/rawsock, whose raw system calls race builds leave out.
+RAWSOCK_PKGS := ./internal/rawsock ./server ./broker ./e2e
 test: test-deps lint vet test-js
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -timeout 10m $(RAWSOCK_PKGS)
 
 ## web: copy the JavaScript client into the page's assets (web/static/lib),
 ## which the binary embeds; web/web_test.go fails when the copy is stale.

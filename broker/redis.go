@@ -84,7 +84,10 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	case len(opts.ClusterAddrs) > 0:
 		o := &redis.ClusterOptions{Addrs: opts.ClusterAddrs, ContextTimeoutEnabled: true}
 		tune(&o.MinRetryBackoff, &o.MaxRetryBackoff, &o.DialTimeout)
-		o.Dialer = rawDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
+		o.Dialer = rawDialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			// Read at each dial, so that the dialer follows the options as set.
+			return redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig})(ctx, network, addr)
+		})
 		r.cluster = redis.NewClusterClient(o)
 		r.client = r.cluster
 	default:

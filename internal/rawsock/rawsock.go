@@ -18,11 +18,14 @@
 // garbage collection starts. Calls that can block (files, DNS) still go
 // the usual way and wake it.
 //
-// On Linux the calls are raw; on other Unix systems they are the usual
-// ones; elsewhere a socket is left as it is (Of reports no descriptor).
+// On Linux the calls are raw, except in race-detector and sanitizer
+// builds, whose checks hook the usual calls; on other Unix systems they
+// are the usual ones; elsewhere a socket is left as it is (Of reports no
+// descriptor).
 package rawsock
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -49,7 +52,24 @@ func Wrap(c net.Conn) net.Conn {
 }
 
 // Read reads into p, waiting for data as net.Conn does.
-func (c *Conn) Read(p []byte) (int, error) { return Read(c.raw, p) }
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := Read(c.raw, p)
+	return n, c.named("read", err)
+}
 
 // Write writes all of p, waiting for room as net.Conn does.
-func (c *Conn) Write(p []byte) (int, error) { return Write(c.raw, p) }
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := Write(c.raw, p)
+	return n, c.named("write", err)
+}
+
+// named gives a failure the operation and the connection's addresses, as
+// net.Conn's errors have them (io.EOF stays as it is).
+func (c *Conn) named(op string, err error) error {
+	var oe *net.OpError
+	if err == nil || !errors.As(err, &oe) {
+		return err
+	}
+	local := c.LocalAddr()
+	return &net.OpError{Op: op, Net: local.Network(), Source: local, Addr: c.RemoteAddr(), Err: oe.Err}
+}

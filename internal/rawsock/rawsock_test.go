@@ -7,13 +7,38 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// pair returns both ends of a loopback TCP connection, the first wrapped.
-func pair(t *testing.T) (net.Conn, net.Conn) {
+// counted is a TCP connection that counts the reads and writes made
+// through its own methods, which a Conn must not use.
+type counted struct {
+	*net.TCPConn
+	reads, writes atomic.Int64
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.TCPConn.Read(p)
+}
+
+func (c *counted) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.TCPConn.Write(p)
+}
+
+// pair returns a wrapped loopback TCP connection, the TCP connection under
+// it, and its peer. Both ends' buffers are small, so that a few hundred
+// KiB fill them.
+func pair(t *testing.T) (net.Conn, *counted, *net.TCPConn) {
 	t.Helper()
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("sockets are not read through rawsock here")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -28,23 +53,26 @@ func pair(t *testing.T) (net.Conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := <-accepted
-	if peer == nil {
+	p := <-accepted
+	if p == nil {
 		t.Fatal("accept failed")
 	}
-	t.Cleanup(func() { c.Close(); peer.Close() })
-	return Wrap(c), peer
-}
-
-func skipWithoutDescriptors(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("sockets are not read through rawsock here")
+	tcp, peer := c.(*net.TCPConn), p.(*net.TCPConn)
+	for _, end := range []*net.TCPConn{tcp, peer} {
+		if err := end.SetReadBuffer(16 << 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := end.SetWriteBuffer(16 << 10); err != nil {
+			t.Fatal(err)
+		}
 	}
+	t.Cleanup(func() { tcp.Close(); peer.Close() })
+	under := &counted{TCPConn: tcp}
+	return Wrap(under), under, peer
 }
 
 func TestWrap(t *testing.T) {
-	skipWithoutDescriptors(t)
-	c, _ := pair(t)
+	c, _, _ := pair(t)
 	if _, ok := c.(*Conn); !ok {
 		t.Fatalf("Wrap(tcp) = %T, want *Conn", c)
 	}
@@ -59,15 +87,35 @@ func TestWrap(t *testing.T) {
 	}
 }
 
-// TestRoundTrip sends more than a socket buffer holds both ways, so that
-// Write waits for room and Read waits for data.
+// TestRoundTrip: a write larger than both sockets' buffers, to a peer not
+// reading, waits for room until its deadline and reports what it wrote;
+// once the peer reads, the rest goes; every byte arrives in order, both
+// ways; and none of it went through the connection's own Read or Write.
 func TestRoundTrip(t *testing.T) {
-	skipWithoutDescriptors(t)
-	c, peer := pair(t)
-	payload := bytes.Repeat([]byte("switchboard "), 1<<18) // 3 MiB
+	c, under, peer := pair(t)
+	payload := bytes.Repeat([]byte("switchboard "), 1<<15) // 384 KiB
+
+	if err := c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Write(payload)
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Write to a peer not reading = %d, %v; want a timeout", n, err)
+	}
+	if n <= 0 || n >= len(payload) {
+		t.Fatalf("Write to a peer not reading wrote %d of %d", n, len(payload))
+	}
+
+	if err := c.SetWriteDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	errs := make(chan error, 1)
 	go func() {
-		_, err := c.Write(payload)
+		m, err := c.Write(payload[n:])
+		if err == nil && m != len(payload)-n {
+			err = io.ErrShortWrite
+		}
 		errs <- err
 	}()
 	got := make([]byte, len(payload))
@@ -80,6 +128,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(got, payload) {
 		t.Fatal("peer read other bytes than were written")
 	}
+
 	go func() {
 		_, err := peer.Write(payload)
 		errs <- err
@@ -93,39 +142,64 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(got, payload) {
 		t.Fatal("read other bytes than the peer wrote")
 	}
+	if r, w := under.reads.Load(), under.writes.Load(); r != 0 || w != 0 {
+		t.Fatalf("%d reads and %d writes went through net.Conn", r, w)
+	}
 }
 
-func TestReadEnds(t *testing.T) {
-	skipWithoutDescriptors(t)
+// TestEnds: how a read or a write ends when it cannot go on, with the
+// errors net.Conn gives.
+func TestEnds(t *testing.T) {
+	var ne net.Error
 	tests := []struct {
 		name  string
-		setup func(c, peer net.Conn)
-		check func(error) bool
+		write bool                        // a write blocked on a full socket, else a read waiting for data
+		end   func(c, peer net.Conn)      // what ends it
+		check func(n int, err error) bool // what it must answer
 	}{
-		{"peer closed", func(_, peer net.Conn) { peer.Close() }, func(err error) bool { return err == io.EOF }},
-		{"deadline passed", func(c, _ net.Conn) { c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) }, func(err error) bool {
-			var ne net.Error
-			return errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
-		}},
-		{"closed here", func(c, _ net.Conn) { time.AfterFunc(20*time.Millisecond, func() { c.Close() }) }, func(err error) bool { return errors.Is(err, net.ErrClosed) }},
+		{"read: peer closed", false, func(_, peer net.Conn) { peer.Close() },
+			func(n int, err error) bool { return n == 0 && err == io.EOF }},
+		{"read: peer reset", false, func(_, peer net.Conn) { peer.(*net.TCPConn).SetLinger(0); peer.Close() },
+			func(n int, err error) bool {
+				return n == 0 && errors.Is(err, syscall.ECONNRESET) && strings.Contains(err.Error(), "read tcp 127.0.0.1:")
+			}},
+		{"read: deadline", false, func(c, _ net.Conn) { c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) },
+			func(n int, err error) bool {
+				return n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
+			}},
+		{"read: closed here", false, func(c, _ net.Conn) { time.AfterFunc(20*time.Millisecond, func() { c.Close() }) },
+			func(n int, err error) bool { return n == 0 && errors.Is(err, net.ErrClosed) }},
+		{"write: closed here", true, func(c, _ net.Conn) { time.AfterFunc(20*time.Millisecond, func() { c.Close() }) },
+			func(n int, err error) bool { return n < 4<<20 && errors.Is(err, net.ErrClosed) }},
+		{"write: peer reset", true, func(_, peer net.Conn) { peer.(*net.TCPConn).SetLinger(0); peer.Close() },
+			func(n int, err error) bool {
+				return n < 4<<20 && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, peer := pair(t)
-			tt.setup(c, peer)
-			n, err := c.Read(make([]byte, 16))
-			if n != 0 || !tt.check(err) {
-				t.Fatalf("Read = %d, %v", n, err)
+			c, _, peer := pair(t)
+			tt.end(c, peer)
+			var (
+				n   int
+				err error
+			)
+			if tt.write {
+				n, err = c.Write(make([]byte, 4<<20))
+			} else {
+				n, err = c.Read(make([]byte, 16))
+			}
+			if !tt.check(n, err) {
+				t.Fatalf("got %d, %v", n, err)
 			}
 		})
 	}
 }
 
 // TestWriteNonBlocking fills a socket nobody reads: the call returns what
-// the buffer took, then 0, and never waits.
+// the buffer took, then 0, and never waits; a reset peer is an error.
 func TestWriteNonBlocking(t *testing.T) {
-	skipWithoutDescriptors(t)
-	c, peer := pair(t)
+	c, under, peer := pair(t)
 	raw := c.(*Conn).raw
 	chunk := make([]byte, 64<<10)
 	total := 0
@@ -149,13 +223,17 @@ func TestWriteNonBlocking(t *testing.T) {
 	if err != nil || got != total {
 		t.Fatalf("peer read %d of %d: %v", got, total, err)
 	}
+	if w := under.writes.Load(); w != 0 {
+		t.Fatalf("%d writes went through net.Conn", w)
+	}
+	peer.SetLinger(0)
 	peer.Close()
-	var err2 error
-	for i := 0; i < 100 && err2 == nil; i++ { // the reset arrives after a write or two
-		_, err2 = WriteNonBlocking(raw, chunk[:1])
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ { // the reset can take a moment to arrive
+		_, werr = WriteNonBlocking(raw, chunk[:1])
 		time.Sleep(time.Millisecond)
 	}
-	if err2 == nil {
-		t.Fatal("writes to a closed peer kept succeeding")
+	if !errors.Is(werr, syscall.ECONNRESET) && !errors.Is(werr, syscall.EPIPE) {
+		t.Fatalf("writes to a reset peer: %v", werr)
 	}
 }

@@ -57,69 +57,51 @@ func Read(raw syscall.RawConn, p []byte) (int, error) {
 
 // Write writes all of p to raw, waiting (within raw's write deadline)
 // whenever the socket's buffer is full. n is what was written.
-func Write(raw syscall.RawConn, p []byte) (int, error) {
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, e := write(fd, p[n:])
-			switch e {
-			case 0:
-				n += m
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			errno = e
-			return true
-		}
-		return true
-	})
-	switch {
-	case err != nil:
-		return n, err
-	case errno != 0:
-		return n, wrap("write", errno)
-	}
-	return n, nil
-}
+func Write(raw syscall.RawConn, p []byte) (int, error) { return writeOut(raw, p, true) }
 
 // WriteNonBlocking writes as much of p to raw as the socket's buffer takes
 // now, never waiting for room. A full buffer is not an error: n tells how
 // much left.
-func WriteNonBlocking(raw syscall.RawConn, p []byte) (int, error) {
+func WriteNonBlocking(raw syscall.RawConn, p []byte) (int, error) { return writeOut(raw, p, false) }
+
+// writeOut writes p to raw; when the socket's buffer fills, it waits for
+// room and goes on if wait is set, and stops otherwise.
+func writeOut(raw syscall.RawConn, p []byte, wait bool) (int, error) {
 	var (
-		n     int
-		errno syscall.Errno
+		n    int
+		werr error
 	)
 	err := raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, e := write(fd, p[n:])
-			switch e {
-			case 0:
-				n += m
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-			default:
-				errno = e
-			}
-			return true
-		}
-		return true
+		var full bool
+		full, werr = writeSome(fd, p, &n)
+		return !(full && wait) // false: the poller waits for room, then calls again
 	})
-	switch {
-	case err != nil:
-		return n, err
-	case errno != 0:
-		return n, wrap("write", errno)
+	if err == nil {
+		err = werr
 	}
-	return n, nil
+	return n, err
+}
+
+// writeSome writes p[*n:] until all of p is written (*n = len(p)), the
+// socket's buffer is full, or the socket fails.
+func writeSome(fd uintptr, p []byte, n *int) (full bool, err error) {
+	for *n < len(p) {
+		m, errno := write(fd, p[*n:])
+		switch {
+		case errno == syscall.EINTR:
+		case errno == syscall.EAGAIN:
+			return true, nil
+		case errno != 0:
+			return false, wrap("write", errno)
+		case m == 0:
+			// Sockets do not take nothing without saying why; package os
+			// reports this as an unexpected EOF rather than retrying it.
+			return false, io.ErrUnexpectedEOF
+		default:
+			*n += m
+		}
+	}
+	return false, nil
 }
 
 // wrap names the system call an errno came from, as net.Conn does.

@@ -1,8 +1,13 @@
-//go:build unix && !linux
+//go:build unix && (!linux || race || msan || asan)
 
 package rawsock
 
 import "syscall"
+
+// The usual calls: on Unix systems other than Linux, and in race,
+// memory- and address-sanitizer builds, whose checks hook the usual calls
+// (a raw write would hide from the race detector that the peer's read
+// comes after it).
 
 // read is read(2), made the usual way.
 func read(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Read(int(fd), p)) }
