@@ -22,5 +22,8 @@ func Read(syscall.RawConn, []byte) (int, error) { return 0, errNoDescriptor }
 // Write is not supported here.
 func Write(syscall.RawConn, []byte) (int, error) { return 0, errNoDescriptor }
 
+// Pending is not supported here.
+func Pending(syscall.RawConn) (bool, error) { return false, errNoDescriptor }
+
 // WriteNonBlocking is not supported here.
 func WriteNonBlocking(syscall.RawConn, []byte) (int, error) { return 0, errNoDescriptor }

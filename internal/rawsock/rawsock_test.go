@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // counted is a TCP connection that counts the reads and writes made
@@ -236,4 +238,36 @@ func TestWriteNonBlocking(t *testing.T) {
 	if !errors.Is(werr, syscall.ECONNRESET) && !errors.Is(werr, syscall.EPIPE) {
 		t.Fatalf("writes to a reset peer: %v", werr)
 	}
+}
+
+// TestPending: nothing to read is not pending; data is, until read; so is
+// the end of the stream. Pending never takes data.
+func TestPending(t *testing.T) {
+	c, _, peer := pair(t)
+	raw := c.(*Conn).raw
+	pending := func() bool {
+		p, err := Pending(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p, err := Pending(raw); p || err != nil {
+		t.Fatalf("nothing sent: Pending = %v, %v", p, err)
+	}
+	if _, err := peer.Write([]byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "the data to be pending", pending)
+	if p, _ := Pending(raw); !p {
+		t.Fatal("Pending took the data")
+	}
+	if _, err := io.ReadFull(c, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := Pending(raw); p || err != nil {
+		t.Fatalf("all read: Pending = %v, %v", p, err)
+	}
+	peer.Close()
+	wait.For(t, 5*time.Second, "the end of the stream to be pending", pending)
 }

@@ -104,6 +104,24 @@ func writeSome(fd uintptr, p []byte, n *int) (full bool, err error) {
 	return false, nil
 }
 
+// Pending reports whether a reader of raw would find something at once:
+// data, the end of the stream, or an error. It neither reads nor waits,
+// and does not take the descriptor's read lock.
+func Pending(raw syscall.RawConn) (bool, error) {
+	var errno syscall.Errno
+	err := raw.Control(func(fd uintptr) {
+		for {
+			if errno = peek(fd); errno != syscall.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	return errno != syscall.EAGAIN, nil
+}
+
 // wrap names the system call an errno came from, as net.Conn does.
 func wrap(call string, errno syscall.Errno) error {
 	return &net.OpError{Op: call, Err: os.NewSyscallError(call, errno)}

@@ -29,3 +29,13 @@ func write(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 	return int(n), 0
 }
+
+// peek looks at the next byte without taking it or waiting (recv(2) with
+// MSG_PEEK and MSG_DONTWAIT): 0 when there is one or the stream ended,
+// EAGAIN when there is nothing yet, or the socket's error.
+func peek(fd uintptr) syscall.Errno {
+	var b [1]byte
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno
+}

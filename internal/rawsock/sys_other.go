@@ -15,6 +15,15 @@ func read(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Re
 // write is write(2), made the usual way.
 func write(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Write(int(fd), p)) }
 
+// peek looks at the next byte without taking it or waiting, made the
+// usual way.
+func peek(fd uintptr) syscall.Errno {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	_, errno := errnoOf(0, err)
+	return errno
+}
+
 // errnoOf splits a system call's result the way the raw calls return it.
 func errnoOf(n int, err error) (int, syscall.Errno) {
 	if err != nil {
