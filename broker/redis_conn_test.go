@@ -7,33 +7,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/tcptest"
 	"github.com/switchboard/switchboard/internal/wait"
 )
 
 // TestPeekFirst: go-redis's check of a pooled connection runs its callback
 // only when the socket has something for a reader (see peekFirst).
 func TestPeekFirst(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, peer := tcptest.Pair(t)
+	conn, err := rawDialer(func(context.Context, string, string) (net.Conn, error) { return tcp, nil })(context.Background(), "tcp", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	dial := rawDialer((&net.Dialer{}).DialContext)
-	conn, err := dial(context.Background(), "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close()
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		t.Fatalf("dialled %T, which has no descriptor for go-redis", conn)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/tcptest"
 	"github.com/switchboard/switchboard/internal/wait"
 )
 
@@ -41,25 +42,7 @@ func pair(t *testing.T) (net.Conn, *counted, *net.TCPConn) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
 		t.Skip("sockets are not read through rawsock here")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := <-accepted
-	if p == nil {
-		t.Fatal("accept failed")
-	}
-	tcp, peer := c.(*net.TCPConn), p.(*net.TCPConn)
+	tcp, peer := tcptest.Pair(t)
 	for _, end := range []*net.TCPConn{tcp, peer} {
 		if err := end.SetReadBuffer(16 << 10); err != nil {
 			t.Fatal(err)
@@ -68,7 +51,6 @@ func pair(t *testing.T) (net.Conn, *counted, *net.TCPConn) {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { tcp.Close(); peer.Close() })
 	under := &counted{TCPConn: tcp}
 	return Wrap(under), under, peer
 }
